@@ -1,0 +1,142 @@
+"""Fast, bounded batch sampling in the tuple layouts OSRL's trainers take.
+
+OSRL feeds its trainers through a ``DataLoader`` over ``TransitionDataset``, which draws one index
+at a time in Python (9-12 ms a step on a 2-core CPU). Here every field lives in one tensor on the
+target device and a batch is a single ``index_select``: well under a millisecond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from osrl_unlearn.data.dataset import DatasetError, OfflineDataset
+
+Layout = Literal["transition", "coptidice"]
+LAYOUTS: dict[str, Layout] = {
+    "bcql": "transition",
+    "bearl": "transition",
+    "cpq": "transition",
+    "coptidice": "coptidice",
+}
+"""Agent name -> batch layout.
+
+``transition``: ``(observations, next_observations, actions, rewards, costs, done)``, the
+positional arguments of ``BCQLTrainer`` / ``BEARLTrainer`` / ``CPQTrainer.train_one_step``.
+``coptidice``: the same plus ``is_init``, the single ``batch`` of ``COptiDICETrainer.train_one_step``.
+"""
+
+
+def layout_for(agent: str) -> Layout:
+    """The batch layout of an OSRL agent name (``bcql``, ``bearl``, ``cpq``, ``coptidice``)."""
+    try:
+        return LAYOUTS[agent.lower()]
+    except KeyError:
+        raise ValueError(f"unknown agent {agent!r}; expected one of {', '.join(LAYOUTS)}") from None
+
+
+def is_init_flags(done: np.ndarray) -> np.ndarray:
+    """OSRL's ``is_init``: 1 on the first row and on every row after an episode end."""
+    is_init = np.empty(len(done), dtype=np.float32)
+    is_init[0] = 1.0
+    is_init[1:] = done[:-1]
+    return is_init
+
+
+@dataclass(frozen=True)
+class DatasetStats:
+    """What OSRL's ``TransitionDataset.get_dataset_states`` gives COptiDICE's constructor."""
+
+    init_state_proportion: float
+    observations_std: np.ndarray
+    """(1, obs_dim) standard deviation of the observations."""
+    actions_std: np.ndarray
+    """(1, act_dim) standard deviation of the actions."""
+
+
+def dataset_stats(dataset: OfflineDataset) -> DatasetStats:
+    return DatasetStats(
+        init_state_proportion=float(is_init_flags(dataset.done).mean()),
+        observations_std=dataset.observations.std(0, keepdims=True),
+        actions_std=dataset.actions.std(0, keepdims=True),
+    )
+
+
+class BatchSampler:
+    """Uniform batches with replacement, as OSRL's ``TransitionDataset`` draws them.
+
+    Args:
+        dataset: the transitions to draw from.
+        batch_size: transitions per batch.
+        layout: ``transition`` or ``coptidice`` (see :data:`LAYOUTS`).
+        reward_scale: multiplies rewards, as OSRL's ``reward_scale``.
+        cost_scale: multiplies costs, as OSRL's ``cost_scale``.
+        device: where the tensors live (and batches are made).
+        seed: seeds the sampler's own generator: same seed, same batches.
+    """
+
+    def __init__(
+        self,
+        dataset: OfflineDataset,
+        batch_size: int,
+        *,
+        layout: Layout = "transition",
+        reward_scale: float = 1.0,
+        cost_scale: float = 1.0,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        if len(dataset) == 0:
+            raise DatasetError(f"{dataset.source}: cannot sample from an empty dataset.")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if layout not in ("transition", "coptidice"):
+            raise ValueError(f"unknown layout {layout!r}; expected 'transition' or 'coptidice'")
+        self.dataset_size = len(dataset)
+        self.batch_size = batch_size
+        self.layout = layout
+        self.device = torch.device(device)
+        done = dataset.done.astype(np.float32)
+        columns = [
+            dataset.observations,
+            dataset.next_observations,
+            dataset.actions,
+            dataset.rewards * np.float32(reward_scale),
+            dataset.costs * np.float32(cost_scale),
+            done,
+        ]
+        if layout == "coptidice":
+            columns.append(is_init_flags(dataset.done))
+        # One tensor per field: a batch is one index_select per field, and each field stays
+        # contiguous for the networks' matmuls.
+        self._fields = tuple(
+            torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)).to(self.device)
+            for c in columns
+        )
+        self._generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.batches_drawn = 0
+
+    def __len__(self) -> int:
+        return self.dataset_size
+
+    def sample(self) -> tuple[torch.Tensor, ...]:
+        """One batch in this sampler's layout."""
+        index = torch.randint(
+            self.dataset_size,
+            (self.batch_size,),
+            generator=self._generator,
+            device=self.device,
+        )
+        self.batches_drawn += 1
+        return tuple(field.index_select(0, index) for field in self._fields)
+
+    def batches(self, count: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Exactly ``count`` batches (OSRL's loaders iterate forever; this one is bounded)."""
+        if count < 0:
+            raise ValueError(f"count must be non-negative, got {count}")
+        for _ in range(count):
+            yield self.sample()

@@ -1,0 +1,84 @@
+"""Roll behaviour policies out in the real environment and record DSRL transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from osrl_unlearn.generate.behaviour import load_actor
+from osrl_unlearn.parallel import Progress
+from osrl_unlearn.tasks import make_env, reset_env
+
+
+@dataclass(frozen=True)
+class EpisodePlan:
+    """One episode to record: which actor, how much action noise, which seed."""
+
+    index: int
+    actor_path: str
+    noise: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class CollectJob:
+    task: str
+    obs_dim: int
+    act_dim: int
+    hidden_sizes: tuple[int, ...]
+    episodes: tuple[EpisodePlan, ...]
+
+
+def episode_seed(base_seed: int, index: int) -> int:
+    """A 32-bit seed per episode, independent of which worker records it."""
+    return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
+
+
+def collect_episodes(job: CollectJob, progress: Progress) -> list[dict[str, np.ndarray]]:
+    """Records each planned episode: actions are the actor's mean plus Gaussian noise, clipped."""
+    env = make_env(job.task)
+    actors: dict[str, torch.nn.Module] = {}
+    episodes = []
+    for plan in job.episodes:
+        if plan.actor_path not in actors:
+            actors[plan.actor_path] = load_actor(
+                plan.actor_path, job.obs_dim, job.act_dim, list(job.hidden_sizes)
+            )
+        episodes.append(_record(env, actors[plan.actor_path], plan))
+        progress(1)
+    env.close()
+    return episodes
+
+
+@torch.no_grad()
+def _record(env, actor: torch.nn.Module, plan: EpisodePlan) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(plan.seed)
+    obs, _ = reset_env(env, plan.seed)
+    rows: dict[str, list] = {key: [] for key in ("obs", "next", "act", "rew", "cost", "term", "trunc")}
+    done = False
+    while not done:
+        (mean, _), _ = actor(obs[None].astype(np.float32))
+        action = mean[0].numpy()
+        if plan.noise > 0:
+            action = action + plan.noise * rng.standard_normal(action.shape)
+        action = np.clip(action, -1.0, 1.0).astype(np.float32)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        for key, value in zip(
+            rows,
+            (obs, next_obs, action, reward, info.get("cost", 0.0), terminated, truncated),
+            strict=True,
+        ):
+            rows[key].append(value)
+        obs = next_obs
+        done = terminated or truncated
+    return {
+        "observations": np.asarray(rows["obs"], dtype=np.float32),
+        "next_observations": np.asarray(rows["next"], dtype=np.float32),
+        "actions": np.asarray(rows["act"], dtype=np.float32),
+        "rewards": np.asarray(rows["rew"], dtype=np.float32),
+        "costs": np.asarray(rows["cost"], dtype=np.float32),
+        "terminals": np.asarray(rows["term"], dtype=bool),
+        "timeouts": np.asarray(rows["trunc"], dtype=bool),
+    }

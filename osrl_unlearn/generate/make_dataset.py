@@ -1,0 +1,260 @@
+"""``osrl-unlearn make-dataset``: a DSRL-format dataset made locally from behaviour policies.
+
+Pipeline: train behaviour policies (:mod:`.behaviour`, cached), roll their snapshots out with
+several levels of action noise (:mod:`.collect`), write the DSRL file atomically into the cache
+folder keyed by every setting, and summarise the episode reward / cost spread (JSON and a PNG).
+"""
+
+
+from typing import List, Optional
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyrallis
+
+from osrl_unlearn.cache import cache_dir
+from osrl_unlearn.data.dataset import DSRL_KEYS, OfflineDataset
+from osrl_unlearn.data.hdf5 import check_with_dsrl, read_hdf5, write_hdf5
+from osrl_unlearn.generate.behaviour import (
+    BehaviourConfig,
+    BehaviourJob,
+    Snapshot,
+    load_snapshots,
+    train_behaviour_run,
+)
+from osrl_unlearn.generate.collect import CollectJob, EpisodePlan, collect_episodes, episode_seed
+from osrl_unlearn.io import atomic_path
+from osrl_unlearn.parallel import run_jobs
+from osrl_unlearn.tasks import DEFAULT_COST_LIMIT, get_task
+
+DATASET_FILE = "dataset.hdf5"
+
+
+@dataclass
+class MakeDatasetConfig:
+    """Settings of ``osrl-unlearn make-dataset`` (every one of them keys the cache)."""
+
+    task: str = "OfflineCarCircle-v0"
+    """dsrl task id, e.g. OfflineCarCircle-v0 or OfflinePointCircle1Gymnasium-v0."""
+    seed: int = 0
+    """Seeds behaviour training and every recorded episode: same seed, same file."""
+    episodes: int = 300
+    """Episodes to record, spread evenly over the behaviour snapshots and noise levels."""
+    action_noise: List[float] = field(default_factory=lambda: [0.0, 0.3])
+    """Std of the Gaussian noise added to the behaviour actions; one level per episode in turn."""
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+    """How the behaviour policies are trained."""
+    cost_limit: float = DEFAULT_COST_LIMIT
+    """Episode cost limit used in the printed spread (share of episodes within the limit)."""
+    workers: int = 2
+    """Worker processes for training and collection (this machine has 2 cores)."""
+    out: Optional[str] = None
+    """Also copy the dataset here (refuses to overwrite an existing file unless --force)."""
+    cache: Optional[str] = None
+    """Cache root; default $OSRL_UNLEARN_CACHE or ~/.cache/osrl-unlearn."""
+    force: bool = False
+    """Regenerate even if the cache holds this dataset; allow overwriting --out."""
+    show_progress: bool = True
+    """Show progress bars."""
+
+    def cache_settings(self) -> dict:
+        """The settings that determine the file's content (not where it is copied, nor how)."""
+        settings = asdict(self)
+        for key in ("out", "cache", "force", "show_progress", "workers", "cost_limit"):
+            settings.pop(key)
+        return settings
+
+
+@dataclass
+class DatasetResult:
+    path: Path
+    summary: dict
+
+
+def make_dataset(cfg: MakeDatasetConfig) -> DatasetResult:
+    """Makes (or reuses from the cache) the dataset ``cfg`` describes; returns its path and spread."""
+    task = get_task(cfg.task)
+    if cfg.episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {cfg.episodes}")
+    if not cfg.action_noise or any(n < 0 for n in cfg.action_noise):
+        raise ValueError(f"action_noise needs one or more non-negative levels, got {cfg.action_noise}")
+    folder = cache_dir("datasets", task.name, cfg.cache_settings(), cfg.cache)
+    path = folder / DATASET_FILE
+    if path.is_file() and (folder / "summary.json").is_file() and not cfg.force:
+        summary = json.loads((folder / "summary.json").read_text())
+        summary.update(spread_summary(read_hdf5(path, task), cfg.cost_limit), reused_from_cache=True)
+    else:
+        summary = _generate(cfg, task, folder)
+    if cfg.out is not None:
+        with atomic_path(cfg.out, overwrite=cfg.force) as tmp:
+            shutil.copyfile(path, tmp)
+    return DatasetResult(path=path, summary=summary)
+
+
+def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
+    started = time.perf_counter()
+    snapshots = _behaviour_snapshots(cfg, task.name)
+    trained = time.perf_counter()
+    plans = [
+        EpisodePlan(
+            index=i,
+            actor_path=snapshots[i % len(snapshots)].path,
+            noise=cfg.action_noise[(i // len(snapshots)) % len(cfg.action_noise)],
+            seed=episode_seed(cfg.seed, i),
+        )
+        for i in range(cfg.episodes)
+    ]
+    chunks = [tuple(plans[w :: max(1, cfg.workers)]) for w in range(max(1, cfg.workers))]
+    jobs = [
+        CollectJob(task.name, task.obs_dim, task.act_dim, tuple(cfg.behaviour.hidden_sizes), chunk)
+        for chunk in chunks
+        if chunk
+    ]
+    results = run_jobs(
+        collect_episodes,
+        jobs,
+        workers=cfg.workers,
+        total=cfg.episodes,
+        desc=f"recording {task.name}",
+        unit="episode",
+        show_progress=cfg.show_progress,
+    )
+    by_index = {plan.index: episode for job, res in zip(jobs, results) for plan, episode in zip(job.episodes, res)}
+    episodes = [by_index[i] for i in range(cfg.episodes)]
+    dataset = OfflineDataset.from_arrays(
+        {key: np.concatenate([e[key] for e in episodes]) for key in DSRL_KEYS},
+        source=str(folder / DATASET_FILE),
+        task=task,
+    )
+    collected = time.perf_counter()
+    settings = cfg.cache_settings()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_hdf5(
+        folder / DATASET_FILE,
+        dataset,
+        {
+            "task": task.name,
+            "seed": cfg.seed,
+            "generator": "osrl-unlearn make-dataset (FSRL PPO-Lag behaviour snapshots + action noise)",
+            "generator_config": settings,
+        },
+        overwrite=True,
+    )
+    check_with_dsrl(folder / DATASET_FILE, task.name)
+    summary = spread_summary(read_hdf5(folder / DATASET_FILE, task), cfg.cost_limit)
+    summary.update(
+        behaviour_seconds=round(trained - started, 1),
+        collection_seconds=round(collected - trained, 1),
+        total_seconds=round(time.perf_counter() - started, 1),
+        behaviour_snapshots=len(snapshots),
+        reused_from_cache=False,
+    )
+    summary["episode_sources"] = [
+        {"cost_limit": snapshots[i % len(snapshots)].cost_limit,
+         "epoch": snapshots[i % len(snapshots)].epoch, "noise": plans[i].noise}
+        for i in range(cfg.episodes)
+    ]
+    with atomic_path(folder / "summary.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
+    with atomic_path(folder / "config.yaml", overwrite=True) as tmp:
+        tmp.write_text(pyrallis.dump(cfg))
+    plot_spread(folder / DATASET_FILE, summary, cfg.cost_limit, folder / "spread.png")
+    return summary
+
+
+def _behaviour_snapshots(cfg: MakeDatasetConfig, task_name: str) -> list[Snapshot]:
+    """Every snapshot of every behaviour run, training the runs that are not cached yet."""
+    behaviour_settings = {"behaviour": asdict(cfg.behaviour), "seed": cfg.seed}
+    root = cache_dir("behaviour", task_name, behaviour_settings, cfg.cache)
+    jobs = [
+        BehaviourJob(task_name, run, cfg.seed + run, limit, cfg.behaviour, str(root / f"run{run}"))
+        for run, limit in enumerate(cfg.behaviour.cost_limits)
+    ]
+    done = {job.run: load_snapshots(Path(job.out_dir)) for job in jobs}
+    todo = [job for job in jobs if done[job.run] is None]
+    if todo:
+        steps = max(1, cfg.behaviour.steps // cfg.behaviour.step_per_epoch) * cfg.behaviour.step_per_epoch
+        results = run_jobs(
+            train_behaviour_run,
+            todo,
+            workers=cfg.workers,
+            total=steps * len(todo),
+            desc=f"training {len(todo)} behaviour policies (FSRL PPO-Lag)",
+            unit="step",
+            show_progress=cfg.show_progress,
+        )
+        done.update({job.run: snaps for job, snaps in zip(todo, results)})
+    return [snapshot for job in jobs for snapshot in done[job.run]]
+
+
+def spread_summary(dataset: OfflineDataset, cost_limit: float) -> dict:
+    """Episode reward / cost spread of a dataset, as numbers a person can compare with DSRL's."""
+    rewards, costs = dataset.episode_returns()
+
+    def stats(values: np.ndarray) -> dict:
+        q = np.percentile(values, [0, 25, 50, 75, 100])
+        return {k: round(float(v), 2) for k, v in zip(("min", "p25", "median", "p75", "max"), q)}
+
+    return {
+        "task": dataset.attrs.get("task"),
+        "transitions": len(dataset),
+        "episodes": len(rewards),
+        "episode_reward": stats(rewards),
+        "episode_cost": stats(costs),
+        "cost_limit": cost_limit,
+        "episodes_within_cost_limit": int((costs <= cost_limit).sum()),
+        "episodes_above_cost_limit": int((costs > cost_limit).sum()),
+    }
+
+
+def format_summary(path: Path, summary: dict) -> str:
+    """The spread as a few aligned lines for the terminal."""
+    r, c = summary["episode_reward"], summary["episode_cost"]
+    lines = [
+        f"dataset: {path}",
+        f"  {summary['transitions']} transitions in {summary['episodes']} episodes",
+        "                 min      p25   median      p75      max",
+        "  reward  " + "".join(f"{r[k]:9.1f}" for k in ("min", "p25", "median", "p75", "max")),
+        "  cost    " + "".join(f"{c[k]:9.1f}" for k in ("min", "p25", "median", "p75", "max")),
+        f"  episodes with cost <= {summary['cost_limit']:g}: {summary['episodes_within_cost_limit']}, "
+        f"above: {summary['episodes_above_cost_limit']}",
+    ]
+    if summary.get("reused_from_cache"):
+        lines.append("  (reused from the cache; --force regenerates)")
+    else:
+        lines.append(
+            f"  took {summary['total_seconds']:.0f} s: behaviour policies "
+            f"{summary['behaviour_seconds']:.0f} s, recording {summary['collection_seconds']:.0f} s"
+        )
+    return "\n".join(lines)
+
+
+def plot_spread(dataset_path: Path, summary: dict, cost_limit: float, out: Path) -> Path:
+    """Scatter of episode cost against reward, coloured by behaviour run, cost limit drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rewards, costs = read_hdf5(dataset_path).episode_returns()
+    sources = summary["episode_sources"]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    limits = sorted({str(s["cost_limit"]) for s in sources})
+    for label in limits:
+        rows = [i for i, s in enumerate(sources) if str(s["cost_limit"]) == label]
+        name = "PPO (no cost)" if label == "None" else f"PPO-Lag, limit {float(label):g}"
+        ax.scatter(costs[rows], rewards[rows], s=12, alpha=0.7, label=name)
+    ax.axvline(cost_limit, color="red", linestyle="--", label=f"cost limit {cost_limit:g}")
+    ax.set_xlabel("episode cost")
+    ax.set_ylabel("episode reward")
+    ax.set_title(f"{summary['task']}: {summary['episodes']} episodes")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out
