@@ -5,11 +5,9 @@ Every subcommand takes its options as flags (``--task OfflineCarCircle-v0``, nes
 with a one-line error and exit code 2, not a traceback.
 """
 
-
-from typing import List, Optional
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyrallis
 
@@ -27,7 +25,7 @@ class DemoConfig:
     """Task of the demo."""
     seed: int = 0
     """Seed of every step."""
-    cache: Optional[str] = None
+    cache: str | None = None
     """Cache root; default $OSRL_UNLEARN_CACHE or ~/.cache/osrl-unlearn."""
     quick: bool = False
     """A tiny profile that finishes in about a minute (for tests), with a poor dataset."""

@@ -35,9 +35,10 @@ def run_jobs(
         if workers <= 1 or len(jobs) <= 1:
             return [fn(job, bar.update) for job in jobs]
         context = mp.get_context("spawn")
-        with context.Manager() as manager, ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=context
-        ) as pool:
+        with (
+            context.Manager() as manager,
+            ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool,
+        ):
             ticks = manager.Queue()
             futures = [pool.submit(_call, fn, job, ticks) for job in jobs]
             while not all(future.done() for future in futures):

@@ -8,8 +8,10 @@ user's terminal, and turn a swallowed failure into an error that says how to fix
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
+import sys
 import warnings
 from functools import cache
 from types import ModuleType
@@ -31,10 +33,32 @@ def _quiet():
         yield err
 
 
+def _flush_all_c_streams(stream=None) -> None:
+    ctypes.CDLL(None).fflush(None)  # fflush(NULL) flushes every C output stream
+
+
+def _import_bullet() -> None:
+    """Imports Bullet-Safety-Gym's builder so that it works with a replaced ``sys.stdout``.
+
+    To hide pybullet's banners it redirects stdout/stderr at the file-descriptor level and then
+    flushes the C stream whose *name* matches the Python stream's: that lookup fails whenever
+    ``sys.stdout`` / ``sys.stderr`` are not the originals (pytest's capture, Jupyter, our own quiet
+    imports). We import it with the real stderr in place, then make its flush name-independent.
+    """
+    saved = sys.stderr
+    sys.stderr = sys.__stderr__ or saved
+    try:
+        from bullet_safety_gym.envs import builder
+    finally:
+        sys.stderr = saved
+    builder.RedirectStream._flush_c_stream = staticmethod(_flush_all_c_streams)
+
+
 @cache
 def import_dsrl() -> ModuleType:
     """Imports dsrl (registering its Offline* gymnasium ids); raises if an env family failed."""
     os.environ.setdefault("DSRL_SUPPRESS_IMPORT_ERROR", "1")
+    _import_bullet()
     with _quiet():
         import dsrl
         import dsrl.infos  # noqa: F401
@@ -72,7 +96,9 @@ def check_stack() -> None:
     import torch
 
     if not numpy.__version__.startswith("1."):
-        raise RuntimeError(f"numpy {numpy.__version__} breaks tianshou 0.5.1: install numpy==1.26.4")
+        raise RuntimeError(
+            f"numpy {numpy.__version__} breaks tianshou 0.5.1: install numpy==1.26.4"
+        )
     import_dsrl()
     import_osrl_algorithms()
     import_fsrl()

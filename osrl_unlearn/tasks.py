@@ -49,7 +49,9 @@ class TaskSpec:
 
         return Path(offline_env.DATASET_PATH) / Path(self.dataset_url).name
 
-    def normalized_score(self, reward: float, cost: float, cost_limit: float) -> tuple[float, float]:
+    def normalized_score(
+        self, reward: float, cost: float, cost_limit: float
+    ) -> tuple[float, float]:
         """DSRL's normalisation (``OfflineEnv.get_normalized_score``) without building an env."""
         eps = 1.0 if cost_limit == 0 else 0.0
         span = self.max_episode_reward - self.min_episode_reward

@@ -183,9 +183,13 @@ class OfflineDataset:
             )
         forget = int(self.poison_mask.sum())
         if forget == 0:
-            raise DatasetError(f"{self.source}: poison_mask marks no rows: the forget set is empty.")
+            raise DatasetError(
+                f"{self.source}: poison_mask marks no rows: the forget set is empty."
+            )
         if forget == len(self):
-            raise DatasetError(f"{self.source}: poison_mask marks every row: the keep set is empty.")
+            raise DatasetError(
+                f"{self.source}: poison_mask marks every row: the keep set is empty."
+            )
         return (
             self.subset(~self.poison_mask, f"{self.source}[keep]"),
             self.subset(self.poison_mask, f"{self.source}[forget]"),

@@ -37,7 +37,9 @@ def read_hdf5(path: str | os.PathLike, task: TaskSpec | str | None = None) -> Of
         )
     try:
         with h5py.File(path, "r") as handle:
-            arrays = {key: handle[key][()] for key in (*DSRL_KEYS, POISON_MASK_KEY) if key in handle}
+            arrays = {
+                key: handle[key][()] for key in (*DSRL_KEYS, POISON_MASK_KEY) if key in handle
+            }
             attrs = {key: _from_attr(value) for key, value in handle.attrs.items()}
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc}).") from exc

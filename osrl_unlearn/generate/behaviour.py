@@ -7,9 +7,9 @@ cost limit, so the snapshots of a few runs span rewards and costs on both sides 
 Snapshots are saved as plain tensors so ``torch.load(weights_only=True)`` reads them.
 """
 
-
-from typing import List, Optional
+import contextlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,24 +26,26 @@ from osrl_unlearn.tasks import make_env
 class BehaviourConfig:
     """How the behaviour policies are trained (one FSRL PPO-Lag run per cost limit)."""
 
-    cost_limits: List[Optional[float]] = field(default_factory=lambda: [10.0, 100.0])
+    cost_limits: list[float | None] = field(default_factory=lambda: [10.0, 100.0])
     """Episode cost limit of each run; ``null`` trains plain PPO (no Lagrangian)."""
     steps: int = 200_000
     """Environment steps per run."""
     step_per_epoch: int = 10_000
     """Environment steps between actor snapshots."""
-    hidden_sizes: List[int] = field(default_factory=lambda: [64, 64])
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     """Actor and critic hidden layers."""
     lr: float = 5e-4
     """Adam learning rate."""
-    training_envs: int = 2
-    """Environments stepped together by each run's collector."""
-    episode_per_collect: int = 4
-    """Episodes gathered between PPO updates."""
+    training_envs: int = 10
+    """Environments stepped together (in one process) by each run's collector."""
+    episode_per_collect: int = 20
+    """Episodes gathered between PPO updates (FSRL's PPO-Lag default)."""
     repeat_per_collect: int = 4
-    """PPO epochs over each collected batch."""
-    batch_size: int = 512
-    """PPO minibatch size."""
+    """PPO epochs over each collected batch (FSRL's default)."""
+    batch_size: int = 256
+    """PPO minibatch size (FSRL's default)."""
+    max_grad_norm: float | None = 0.5
+    """Gradient clipping (FSRL's default config)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class BehaviourJob:
     task: str
     run: int
     seed: int
-    cost_limit: Optional[float]
+    cost_limit: float | None
     config: BehaviourConfig
     out_dir: str
 
@@ -62,7 +64,7 @@ class Snapshot:
 
     path: str
     run: int
-    cost_limit: Optional[float]
+    cost_limit: float | None
     epoch: int
     env_steps: int
     train_reward: float
@@ -90,6 +92,7 @@ def train_behaviour_run(job: BehaviourJob, progress: Progress) -> list[Snapshot]
         thread=torch.get_num_threads(),
         lr=cfg.lr,
         hidden_sizes=tuple(cfg.hidden_sizes),
+        max_grad_norm=cfg.max_grad_norm,
     )
     policy = agent.policy
     train_envs = DummyVectorEnv([lambda: make_env(job.task) for _ in range(cfg.training_envs)])
@@ -114,8 +117,8 @@ def train_behaviour_run(job: BehaviourJob, progress: Progress) -> list[Snapshot]
         verbose=False,
         show_progress=False,
     )
-    epoch_rewards: List[float] = []
-    epoch_costs: List[float] = []
+    epoch_rewards: list[float] = []
+    epoch_costs: list[float] = []
     train_step = trainer.train_step
 
     def train_step_with_progress():
@@ -127,23 +130,26 @@ def train_behaviour_run(job: BehaviourJob, progress: Progress) -> list[Snapshot]
 
     trainer.train_step = train_step_with_progress
     snapshots = []
-    for epoch, _, _ in trainer:
-        path = out_dir / f"actor_epoch{epoch:03d}.pt"
-        with atomic_path(path, overwrite=True) as tmp:
-            torch.save({k: v.detach().clone() for k, v in policy.actor.state_dict().items()}, tmp)
-        snapshots.append(
-            Snapshot(
-                path=str(path),
-                run=job.run,
-                cost_limit=job.cost_limit,
-                epoch=epoch,
-                env_steps=int(trainer.env_step),
-                train_reward=float(np.mean(epoch_rewards)),
-                train_cost=float(np.mean(epoch_costs)),
+    # fsrl prints a line whenever an update stops early on KL; the progress bar says enough.
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        for epoch, _, _ in trainer:
+            path = out_dir / f"actor_epoch{epoch:03d}.pt"
+            with atomic_path(path, overwrite=True) as tmp:
+                actor_state = policy.actor.state_dict()
+                torch.save({k: v.detach().clone() for k, v in actor_state.items()}, tmp)
+            snapshots.append(
+                Snapshot(
+                    path=str(path),
+                    run=job.run,
+                    cost_limit=job.cost_limit,
+                    epoch=epoch,
+                    env_steps=int(trainer.env_step),
+                    train_reward=float(np.mean(epoch_rewards)),
+                    train_cost=float(np.mean(epoch_costs)),
+                )
             )
-        )
-        epoch_rewards.clear()
-        epoch_costs.clear()
+            epoch_rewards.clear()
+            epoch_costs.clear()
     train_envs.close()
     env.close()
     with atomic_path(out_dir / "snapshots.json", overwrite=True) as tmp:
@@ -160,7 +166,7 @@ def load_snapshots(out_dir: Path) -> list[Snapshot] | None:
     return snapshots if all(Path(s.path).is_file() for s in snapshots) else None
 
 
-def build_actor(obs_dim: int, act_dim: int, hidden_sizes: List[int]) -> torch.nn.Module:
+def build_actor(obs_dim: int, act_dim: int, hidden_sizes: list[int]) -> torch.nn.Module:
     """The actor network FSRL's PPO-Lag agent builds (tianshou ``ActorProb`` over ``Net``)."""
     from tianshou.utils.net.common import Net
     from tianshou.utils.net.continuous import ActorProb
@@ -168,7 +174,7 @@ def build_actor(obs_dim: int, act_dim: int, hidden_sizes: List[int]) -> torch.nn
     return ActorProb(Net(obs_dim, hidden_sizes=hidden_sizes), act_dim, max_action=1.0)
 
 
-def load_actor(path: str, obs_dim: int, act_dim: int, hidden_sizes: List[int]) -> torch.nn.Module:
+def load_actor(path: str, obs_dim: int, act_dim: int, hidden_sizes: list[int]) -> torch.nn.Module:
     actor = build_actor(obs_dim, act_dim, hidden_sizes)
     actor.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return actor.eval()

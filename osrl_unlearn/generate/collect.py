@@ -56,7 +56,9 @@ def collect_episodes(job: CollectJob, progress: Progress) -> list[dict[str, np.n
 def _record(env, actor: torch.nn.Module, plan: EpisodePlan) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(plan.seed)
     obs, _ = reset_env(env, plan.seed)
-    rows: dict[str, list] = {key: [] for key in ("obs", "next", "act", "rew", "cost", "term", "trunc")}
+    rows: dict[str, list] = {
+        key: [] for key in ("obs", "next", "act", "rew", "cost", "term", "trunc")
+    }
     done = False
     while not done:
         (mean, _), _ = actor(obs[None].astype(np.float32))

@@ -5,8 +5,6 @@ several levels of action noise (:mod:`.collect`), write the DSRL file atomically
 folder keyed by every setting, and summarise the episode reward / cost spread (JSON and a PNG).
 """
 
-
-from typing import List, Optional
 import json
 import shutil
 import time
@@ -44,7 +42,7 @@ class MakeDatasetConfig:
     """Seeds behaviour training and every recorded episode: same seed, same file."""
     episodes: int = 300
     """Episodes to record, spread evenly over the behaviour snapshots and noise levels."""
-    action_noise: List[float] = field(default_factory=lambda: [0.0, 0.3])
+    action_noise: list[float] = field(default_factory=lambda: [0.0, 0.3])
     """Std of the Gaussian noise added to the behaviour actions; one level per episode in turn."""
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     """How the behaviour policies are trained."""
@@ -52,9 +50,9 @@ class MakeDatasetConfig:
     """Episode cost limit used in the printed spread (share of episodes within the limit)."""
     workers: int = 2
     """Worker processes for training and collection (this machine has 2 cores)."""
-    out: Optional[str] = None
+    out: str | None = None
     """Also copy the dataset here (refuses to overwrite an existing file unless --force)."""
-    cache: Optional[str] = None
+    cache: str | None = None
     """Cache root; default $OSRL_UNLEARN_CACHE or ~/.cache/osrl-unlearn."""
     force: bool = False
     """Regenerate even if the cache holds this dataset; allow overwriting --out."""
@@ -81,12 +79,16 @@ def make_dataset(cfg: MakeDatasetConfig) -> DatasetResult:
     if cfg.episodes <= 0:
         raise ValueError(f"episodes must be positive, got {cfg.episodes}")
     if not cfg.action_noise or any(n < 0 for n in cfg.action_noise):
-        raise ValueError(f"action_noise needs one or more non-negative levels, got {cfg.action_noise}")
+        raise ValueError(
+            f"action_noise needs one or more non-negative levels, got {cfg.action_noise}"
+        )
     folder = cache_dir("datasets", task.name, cfg.cache_settings(), cfg.cache)
     path = folder / DATASET_FILE
     if path.is_file() and (folder / "summary.json").is_file() and not cfg.force:
         summary = json.loads((folder / "summary.json").read_text())
-        summary.update(spread_summary(read_hdf5(path, task), cfg.cost_limit), reused_from_cache=True)
+        summary.update(
+            spread_summary(read_hdf5(path, task), cfg.cost_limit), reused_from_cache=True
+        )
     else:
         summary = _generate(cfg, task, folder)
     if cfg.out is not None:
@@ -123,7 +125,11 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
         unit="episode",
         show_progress=cfg.show_progress,
     )
-    by_index = {plan.index: episode for job, res in zip(jobs, results) for plan, episode in zip(job.episodes, res)}
+    by_index = {
+        plan.index: episode
+        for job, res in zip(jobs, results, strict=False)
+        for plan, episode in zip(job.episodes, res, strict=False)
+    }
     episodes = [by_index[i] for i in range(cfg.episodes)]
     dataset = OfflineDataset.from_arrays(
         {key: np.concatenate([e[key] for e in episodes]) for key in DSRL_KEYS},
@@ -154,8 +160,11 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
         reused_from_cache=False,
     )
     summary["episode_sources"] = [
-        {"cost_limit": snapshots[i % len(snapshots)].cost_limit,
-         "epoch": snapshots[i % len(snapshots)].epoch, "noise": plans[i].noise}
+        {
+            "cost_limit": snapshots[i % len(snapshots)].cost_limit,
+            "epoch": snapshots[i % len(snapshots)].epoch,
+            "noise": plans[i].noise,
+        }
         for i in range(cfg.episodes)
     ]
     with atomic_path(folder / "summary.json", overwrite=True) as tmp:
@@ -177,7 +186,10 @@ def _behaviour_snapshots(cfg: MakeDatasetConfig, task_name: str) -> list[Snapsho
     done = {job.run: load_snapshots(Path(job.out_dir)) for job in jobs}
     todo = [job for job in jobs if done[job.run] is None]
     if todo:
-        steps = max(1, cfg.behaviour.steps // cfg.behaviour.step_per_epoch) * cfg.behaviour.step_per_epoch
+        steps = (
+            max(1, cfg.behaviour.steps // cfg.behaviour.step_per_epoch)
+            * cfg.behaviour.step_per_epoch
+        )
         results = run_jobs(
             train_behaviour_run,
             todo,
@@ -187,7 +199,7 @@ def _behaviour_snapshots(cfg: MakeDatasetConfig, task_name: str) -> list[Snapsho
             unit="step",
             show_progress=cfg.show_progress,
         )
-        done.update({job.run: snaps for job, snaps in zip(todo, results)})
+        done.update({job.run: snaps for job, snaps in zip(todo, results, strict=False)})
     return [snapshot for job in jobs for snapshot in done[job.run]]
 
 
@@ -197,7 +209,10 @@ def spread_summary(dataset: OfflineDataset, cost_limit: float) -> dict:
 
     def stats(values: np.ndarray) -> dict:
         q = np.percentile(values, [0, 25, 50, 75, 100])
-        return {k: round(float(v), 2) for k, v in zip(("min", "p25", "median", "p75", "max"), q)}
+        return {
+            k: round(float(v), 2)
+            for k, v in zip(("min", "p25", "median", "p75", "max"), q, strict=False)
+        }
 
     return {
         "task": dataset.attrs.get("task"),

@@ -1,0 +1,86 @@
+"""Small real generation runs: FSRL behaviour training and rollouts in the real environments."""
+
+import numpy as np
+import pytest
+
+from osrl_unlearn.cli import apply_quick_profile
+from osrl_unlearn.data import FORMAT_VERSION, read_hdf5
+from osrl_unlearn.data.hdf5 import check_with_dsrl
+from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def quick_config(task="OfflineCarCircle-v0", **overrides) -> MakeDatasetConfig:
+    cfg = MakeDatasetConfig(task=task, workers=1, show_progress=False, **overrides)
+    apply_quick_profile(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def car_circle(tmp_path_factory):
+    cfg = quick_config(cache=str(tmp_path_factory.mktemp("cache")))
+    return cfg, make_dataset(cfg)
+
+
+def test_car_circle_file_is_a_dsrl_dataset(car_circle):
+    cfg, result = car_circle
+    assert check_with_dsrl(result.path, "OfflineCarCircle-v0") == 8 * 300
+    data = read_hdf5(result.path, "OfflineCarCircle-v0")
+    assert len(data) == 2400 and data.obs_dim == 8 and data.act_dim == 2
+    np.testing.assert_array_equal(
+        data.episode_bounds()[:, 1] - data.episode_bounds()[:, 0], [300] * 8
+    )
+    assert data.timeouts.sum() == 8 and not data.terminals.any()
+    assert data.poison_mask is None
+    assert (data.actions >= -1).all() and (data.actions <= 1).all()
+    assert set(np.unique(data.costs)) <= {0.0, 1.0}
+    # the next observation of a step is the observation of the following step within an episode
+    inside = ~data.timeouts[:-1]
+    np.testing.assert_array_equal(
+        data.next_observations[:-1][inside], data.observations[1:][inside]
+    )
+    assert data.attrs["task"] == "OfflineCarCircle-v0" and data.attrs["seed"] == 0
+    assert data.attrs["format_version"] == FORMAT_VERSION
+    assert data.attrs["generator_config"]["behaviour"]["steps"] == 2000
+
+
+def test_summary_matches_the_file(car_circle):
+    _, result = car_circle
+    rewards, costs = read_hdf5(result.path).episode_returns()
+    summary = result.summary
+    assert summary["episodes"] == 8 and summary["transitions"] == 2400
+    assert summary["episode_cost"]["max"] == pytest.approx(costs.max(), abs=0.01)
+    assert summary["episode_reward"]["median"] == pytest.approx(np.median(rewards), abs=0.01)
+    assert summary["episodes_within_cost_limit"] == int((costs <= 10).sum())
+    assert (result.path.parent / "spread.png").stat().st_size > 1000
+    assert (result.path.parent / "config.yaml").is_file()
+
+
+def test_cache_is_reused_and_same_seed_gives_the_same_file(car_circle, tmp_path):
+    cfg, result = car_circle
+    mtime = result.path.stat().st_mtime_ns
+    again = make_dataset(cfg)
+    assert again.summary["reused_from_cache"] and again.path.stat().st_mtime_ns == mtime
+    fresh = make_dataset(quick_config(cache=str(tmp_path / "other")))
+    first, second = read_hdf5(result.path), read_hdf5(fresh.path)
+    for key, value in first.arrays().items():
+        np.testing.assert_array_equal(getattr(second, key), value)
+
+
+def test_out_copy_is_never_overwritten_without_force(car_circle, tmp_path):
+    cfg, result = car_circle
+    out = tmp_path / "clean.hdf5"
+    cfg.out = str(out)
+    make_dataset(cfg)
+    assert out.read_bytes() == result.path.read_bytes()
+    with pytest.raises(FileExistsError):
+        make_dataset(cfg)
+
+
+def test_safety_gymnasium_task(tmp_path):
+    cfg = quick_config("OfflinePointCircle1Gymnasium-v0", cache=str(tmp_path), episodes=2)
+    result = make_dataset(cfg)
+    assert check_with_dsrl(result.path, "OfflinePointCircle1Gymnasium-v0") == 2 * 500
+    data = read_hdf5(result.path)
+    assert data.obs_dim == 28 and data.timeouts.sum() == 2

@@ -1,0 +1,36 @@
+import pytest
+
+from osrl_unlearn.cli import main
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "make-dataset" in out and "demo" in out
+
+
+def test_unknown_command_exits_2(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_user_mistake_is_one_line_not_a_traceback(capsys):
+    assert main(["make-dataset", "--task", "OfflineNope-v0", "--show_progress", "false"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown task 'OfflineNope-v0'")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_setting_exits_2(capsys):
+    assert main(["make-dataset", "--episodes", "0"]) == 2
+    assert "episodes must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_demo_prints_the_spread(capsys, tmp_path):
+    assert (
+        main(["demo", "--quick", "true", "--show_progress", "false", "--cache", str(tmp_path)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "2400 transitions in 8 episodes" in out
+    assert "dsrl's env.get_dataset(h5path=...) read 2400 transitions" in out
