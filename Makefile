@@ -12,10 +12,10 @@ setup: $(STAMP)
 
 $(STAMP): requirements/constraints.txt requirements/base.txt requirements/nodeps.txt requirements/dev.txt setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+	@# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c requirements/constraints.txt -r requirements/base.txt -r requirements/dev.txt
-	# osrl-lib, dsrl and safety-gymnasium carry pins that cannot install on Python 3.11.
+	@# osrl-lib, dsrl and safety-gymnasium carry pins that cannot install on Python 3.11.
 	$(PIP) install -q --no-deps -r requirements/nodeps.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PY) -m osrl_unlearn.patch_safety_gymnasium

@@ -8,13 +8,13 @@ with a one-line error and exit code 2, not a traceback.
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Optional
 
 import pyrallis
 
-from osrl_unlearn.data.dataset import DatasetError
-from osrl_unlearn.tasks import TaskError
+from osrl_unlearn.errors import UserError
 
-USER_ERRORS = (DatasetError, TaskError, FileExistsError, ValueError)
+USER_ERRORS = (UserError, FileExistsError)
 
 
 @dataclass
@@ -25,7 +25,7 @@ class DemoConfig:
     """Task of the demo."""
     seed: int = 0
     """Seed of every step."""
-    cache: str | None = None
+    cache: Optional[str] = None
     """Cache root; default $OSRL_UNLEARN_CACHE or ~/.cache/osrl-unlearn."""
     quick: bool = False
     """A tiny profile that finishes in about a minute (for tests), with a poor dataset."""

@@ -33,25 +33,40 @@ def _quiet():
         yield err
 
 
-def _flush_all_c_streams(stream=None) -> None:
-    ctypes.CDLL(None).fflush(None)  # fflush(NULL) flushes every C output stream
+class _SilenceFd:
+    """Bullet-Safety-Gym's ``RedirectStream``, on the real file descriptor.
+
+    Bullet hides pybullet's banners by pointing the descriptor of ``sys.stdout`` / ``sys.stderr``
+    at /dev/null and flushing the C stream found by the Python stream's *name*. Both fail when those
+    streams are replaced (pytest's capture, Jupyter, our own quiet imports): this works on fd 1 / 2.
+    """
+
+    def __init__(self, stream=None, file=os.devnull):
+        self.fd = 2 if stream is sys.stderr or stream is sys.__stderr__ else 1
+        self.file = file
+
+    def __enter__(self):
+        ctypes.CDLL(None).fflush(None)  # fflush(NULL): every C output stream
+        self.saved = os.dup(self.fd)
+        target = os.open(self.file, os.O_WRONLY)
+        os.dup2(target, self.fd)
+        os.close(target)
+
+    def __exit__(self, *exc):
+        ctypes.CDLL(None).fflush(None)
+        os.dup2(self.saved, self.fd)
+        os.close(self.saved)
 
 
 def _import_bullet() -> None:
-    """Imports Bullet-Safety-Gym's builder so that it works with a replaced ``sys.stdout``.
-
-    To hide pybullet's banners it redirects stdout/stderr at the file-descriptor level and then
-    flushes the C stream whose *name* matches the Python stream's: that lookup fails whenever
-    ``sys.stdout`` / ``sys.stderr`` are not the originals (pytest's capture, Jupyter, our own quiet
-    imports). We import it with the real stderr in place, then make its flush name-independent.
-    """
+    """Imports Bullet-Safety-Gym's builder, then makes its output redirection robust."""
     saved = sys.stderr
-    sys.stderr = sys.__stderr__ or saved
+    sys.stderr = sys.__stderr__ or saved  # it redirects at import time too
     try:
         from bullet_safety_gym.envs import builder
     finally:
         sys.stderr = saved
-    builder.RedirectStream._flush_c_stream = staticmethod(_flush_all_c_streams)
+    builder.RedirectStream = _SilenceFd
 
 
 @cache

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from osrl_unlearn.errors import UserError
 from osrl_unlearn.stack import import_dsrl
 
 DEFAULT_COST_LIMIT = 10.0
@@ -17,7 +18,7 @@ _TASK_ID = re.compile(r"^Offline(?P<key>.+?)(?:Gymnasium)?-v\d+$")
 SUPPORTED_TASKS = ("OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0")
 
 
-class TaskError(ValueError):
+class TaskError(UserError):
     """An unknown or unusable task name."""
 
 

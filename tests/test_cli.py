@@ -34,3 +34,26 @@ def test_quick_demo_prints_the_spread(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "2400 transitions in 8 episodes" in out
     assert "dsrl's env.get_dataset(h5path=...) read 2400 transitions" in out
+
+
+def test_every_make_dataset_option_parses_from_flags():
+    import pyrallis
+
+    from osrl_unlearn.generate.make_dataset import MakeDatasetConfig
+
+    cfg = pyrallis.parse(
+        config_class=MakeDatasetConfig,
+        args=[
+            "--task", "OfflinePointCircle1Gymnasium-v0",
+            "--action_noise", "[0.1, 0.5]",
+            "--behaviour.cost_limits", "[5, null]",
+            "--behaviour.hidden_sizes", "[32]",
+            "--behaviour.max_grad_norm", "null",
+            "--out", "x.hdf5",
+            "--cache", "/tmp/c",
+        ],
+    )  # fmt: skip
+    assert cfg.task == "OfflinePointCircle1Gymnasium-v0" and cfg.action_noise == [0.1, 0.5]
+    assert cfg.behaviour.cost_limits == [5.0, None] and cfg.behaviour.hidden_sizes == [32]
+    assert cfg.behaviour.max_grad_norm is None
+    assert cfg.out == "x.hdf5" and cfg.cache == "/tmp/c"

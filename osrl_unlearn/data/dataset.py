@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from osrl_unlearn.errors import UserError
 from osrl_unlearn.tasks import TaskSpec
 
 DSRL_KEYS = (
@@ -24,7 +25,7 @@ MATRIX_KEYS = ("observations", "next_observations", "actions")
 POISON_MASK_KEY = "poison_mask"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset that cannot be used; the message names the problem and the fix."""
 
 

@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -26,13 +27,13 @@ from osrl_unlearn.tasks import make_env
 class BehaviourConfig:
     """How the behaviour policies are trained (one FSRL PPO-Lag run per cost limit)."""
 
-    cost_limits: list[float | None] = field(default_factory=lambda: [10.0, 100.0])
+    cost_limits: List[Optional[float]] = field(default_factory=lambda: [10.0, 100.0])
     """Episode cost limit of each run; ``null`` trains plain PPO (no Lagrangian)."""
     steps: int = 200_000
     """Environment steps per run."""
     step_per_epoch: int = 10_000
     """Environment steps between actor snapshots."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    hidden_sizes: List[int] = field(default_factory=lambda: [64, 64])
     """Actor and critic hidden layers."""
     lr: float = 5e-4
     """Adam learning rate."""
@@ -44,7 +45,7 @@ class BehaviourConfig:
     """PPO epochs over each collected batch (FSRL's default)."""
     batch_size: int = 256
     """PPO minibatch size (FSRL's default)."""
-    max_grad_norm: float | None = 0.5
+    max_grad_norm: Optional[float] = 0.5
     """Gradient clipping (FSRL's default config)."""
 
 
@@ -166,7 +167,7 @@ def load_snapshots(out_dir: Path) -> list[Snapshot] | None:
     return snapshots if all(Path(s.path).is_file() for s in snapshots) else None
 
 
-def build_actor(obs_dim: int, act_dim: int, hidden_sizes: list[int]) -> torch.nn.Module:
+def build_actor(obs_dim: int, act_dim: int, hidden_sizes: List[int]) -> torch.nn.Module:
     """The actor network FSRL's PPO-Lag agent builds (tianshou ``ActorProb`` over ``Net``)."""
     from tianshou.utils.net.common import Net
     from tianshou.utils.net.continuous import ActorProb
@@ -174,7 +175,7 @@ def build_actor(obs_dim: int, act_dim: int, hidden_sizes: list[int]) -> torch.nn
     return ActorProb(Net(obs_dim, hidden_sizes=hidden_sizes), act_dim, max_action=1.0)
 
 
-def load_actor(path: str, obs_dim: int, act_dim: int, hidden_sizes: list[int]) -> torch.nn.Module:
+def load_actor(path: str, obs_dim: int, act_dim: int, hidden_sizes: List[int]) -> torch.nn.Module:
     actor = build_actor(obs_dim, act_dim, hidden_sizes)
     actor.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return actor.eval()

@@ -10,6 +10,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
 import pyrallis
@@ -17,6 +18,7 @@ import pyrallis
 from osrl_unlearn.cache import cache_dir
 from osrl_unlearn.data.dataset import DSRL_KEYS, OfflineDataset
 from osrl_unlearn.data.hdf5 import check_with_dsrl, read_hdf5, write_hdf5
+from osrl_unlearn.errors import ConfigError
 from osrl_unlearn.generate.behaviour import (
     BehaviourConfig,
     BehaviourJob,
@@ -42,7 +44,7 @@ class MakeDatasetConfig:
     """Seeds behaviour training and every recorded episode: same seed, same file."""
     episodes: int = 300
     """Episodes to record, spread evenly over the behaviour snapshots and noise levels."""
-    action_noise: list[float] = field(default_factory=lambda: [0.0, 0.3])
+    action_noise: List[float] = field(default_factory=lambda: [0.0, 0.3])
     """Std of the Gaussian noise added to the behaviour actions; one level per episode in turn."""
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     """How the behaviour policies are trained."""
@@ -50,9 +52,9 @@ class MakeDatasetConfig:
     """Episode cost limit used in the printed spread (share of episodes within the limit)."""
     workers: int = 2
     """Worker processes for training and collection (this machine has 2 cores)."""
-    out: str | None = None
+    out: Optional[str] = None
     """Also copy the dataset here (refuses to overwrite an existing file unless --force)."""
-    cache: str | None = None
+    cache: Optional[str] = None
     """Cache root; default $OSRL_UNLEARN_CACHE or ~/.cache/osrl-unlearn."""
     force: bool = False
     """Regenerate even if the cache holds this dataset; allow overwriting --out."""
@@ -77,9 +79,9 @@ def make_dataset(cfg: MakeDatasetConfig) -> DatasetResult:
     """Makes (or reuses from the cache) the dataset ``cfg`` describes; returns its path and spread."""
     task = get_task(cfg.task)
     if cfg.episodes <= 0:
-        raise ValueError(f"episodes must be positive, got {cfg.episodes}")
+        raise ConfigError(f"episodes must be positive, got {cfg.episodes}")
     if not cfg.action_noise or any(n < 0 for n in cfg.action_noise):
-        raise ValueError(
+        raise ConfigError(
             f"action_noise needs one or more non-negative levels, got {cfg.action_noise}"
         )
     folder = cache_dir("datasets", task.name, cfg.cache_settings(), cfg.cache)
