@@ -33,10 +33,10 @@ class BehaviourConfig:
     """Environment steps per run."""
     step_per_epoch: int = 10_000
     """Environment steps between actor snapshots."""
-    hidden_sizes: List[int] = field(default_factory=lambda: [64, 64])
+    hidden_sizes: List[int] = field(default_factory=lambda: [128, 128])
     """Actor and critic hidden layers."""
-    lr: float = 5e-4
-    """Adam learning rate."""
+    lr: float = 1e-3
+    """Adam learning rate (FSRL's 5e-4 learns CarCircle about half as fast in 240k steps)."""
     training_envs: int = 10
     """Environments stepped together (in one process) by each run's collector."""
     episode_per_collect: int = 20
