@@ -32,6 +32,8 @@ class TaskSpec:
     act_dim: int
     episode_len: int
     """The time limit dsrl registers: OSRL's ``episode_len``."""
+    max_action: float
+    """Upper bound of every action dimension (OSRL's ``max_action``)."""
     max_episode_reward: float
     min_episode_reward: float
     dataset_url: str
@@ -80,6 +82,7 @@ def get_task(name: str) -> TaskSpec:
             obs_dim=int(np.prod(env.observation_space.shape)),
             act_dim=int(np.prod(env.action_space.shape)),
             episode_len=int(gym.spec(name).max_episode_steps),
+            max_action=float(env.action_space.high[0]),
             max_episode_reward=float(dsrl.infos.MAX_EPISODE_REWARD[key]),
             min_episode_reward=float(dsrl.infos.MIN_EPISODE_REWARD[key]),
             dataset_url=dsrl.infos.DATASET_URLS[key],

@@ -1,0 +1,163 @@
+"""Safe-RULE for agents with reward and cost Q critics: BCQ-Lag, BEAR-Lag and CPQ.
+
+The critic and actor steps are written here once. An agent supplies its Bellman targets (with its own
+target networks and target-action rule), its critic heads, the values its actor maximises, its
+action rule and, where it has one, its behaviour regulariser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from osrl_unlearn.losses import (
+    actor_forget_loss,
+    actor_keep_loss,
+    cost_forget_loss,
+    reward_forget_loss,
+    reward_reference,
+)
+from osrl_unlearn.unlearn.config import SafeRuleConfig
+from osrl_unlearn.unlearn.loop import Batch, UnlearningContext, UnlearningMixin
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Turns off ``requires_grad`` of every parameter of ``modules`` for the block (as OSRL's
+    actor losses do), restoring the previous flags afterwards."""
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+
+
+class ActorCriticUnlearning(UnlearningMixin):
+    """Safe-RULE's critic and actor steps over the hooks below (see :mod:`.config` for the maths)."""
+
+    # Hooks: the agent's own pieces ------------------------------------------------------------
+
+    def _reward_backup(self, next_obs, rewards, done) -> torch.Tensor:
+        """y_r of the agent's own reward Bellman regression (called under ``no_grad``)."""
+        raise NotImplementedError
+
+    def _cost_backup(self, next_obs, costs, done) -> torch.Tensor:
+        """y_c of the agent's own cost Bellman regression (called under ``no_grad``)."""
+        raise NotImplementedError
+
+    def _reward_heads(self, obs, actions) -> list[torch.Tensor]:
+        """Every reward-critic head the agent trains, each (B,)."""
+        raise NotImplementedError
+
+    def _cost_heads(self, obs, actions) -> list[torch.Tensor]:
+        """Every cost-critic head the agent trains, each (B,)."""
+        raise NotImplementedError
+
+    def _policy_values(self, obs, actions) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Q_r, Q_c) as the agent's actor sees them (e.g. the minimum over twin heads)."""
+        raise NotImplementedError
+
+    def _policy_actions(self, obs) -> torch.Tensor:
+        """a = pi(s) with gradient to the actor, by the agent's own action rule."""
+        raise NotImplementedError
+
+    def _actor_regularizer(self, obs) -> tuple[torch.Tensor, dict[str, float]]:
+        """The agent's behaviour regulariser on keep states (zero where it has none)."""
+        return torch.zeros((), device=obs.device), {}
+
+    def _frozen_during_actor_step(self) -> tuple[nn.Module, ...]:
+        return (self.critic, self.cost_critic)
+
+    # The steps ---------------------------------------------------------------------------------
+
+    def _unlearning_setup(self, config: SafeRuleConfig) -> float:
+        self.unlearn_actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        self.unlearn_critic_optim = torch.optim.Adam(
+            [*self.critic.parameters(), *self.cost_critic.parameters()], lr=config.critic_lr
+        )
+        return float(self.qc_thres)
+
+    def _sync_targets(self) -> None:
+        self.sync_weight()
+
+    def _critic_unlearning_step(
+        self, keep: Batch, forget: Batch, ctx: UnlearningContext
+    ) -> dict[str, float]:
+        cfg = ctx.config
+        obs_k, next_k, act_k, rew_k, cost_k, done_k = keep[:6]
+        n = obs_k.shape[0]
+        # keep and forget states through the critics in one forward pass
+        obs = torch.cat([obs_k, forget[0]])
+        actions = torch.cat([act_k, forget[2]])
+        with torch.no_grad():
+            y_r = self._reward_backup(next_k, rew_k, done_k)
+        heads = self._reward_heads(obs, actions)
+        keep_r = self.critic.loss(y_r, [h[:n] for h in heads])
+        q_ref = reward_reference(y_r, cfg.q_ref_percentile)
+        forget_r = sum(reward_forget_loss(h[n:], q_ref) for h in heads)
+        loss = cfg.alpha_keep * keep_r + cfg.alpha_forget * forget_r
+        metrics = {
+            "unlearn/critic_keep_loss": keep_r.item(),
+            "unlearn/critic_forget_loss": forget_r.item(),
+            "unlearn/q_ref": q_ref.item(),
+            "unlearn/forget_q": torch.stack([h[n:] for h in heads]).mean().item(),
+        }
+        if cfg.use_cost:
+            with torch.no_grad():
+                y_c = self._cost_backup(next_k, cost_k, done_k)
+            cost_heads = self._cost_heads(obs, actions)
+            keep_c = self.cost_critic.loss(y_c, [h[:n] for h in cost_heads])
+            forget_c = sum(cost_forget_loss(h[n:], ctx.kappa, ctx.sigma) for h in cost_heads)
+            loss = loss + cfg.alpha_keep * keep_c + cfg.alpha_forget * forget_c
+            metrics.update(
+                {
+                    "unlearn/cost_critic_keep_loss": keep_c.item(),
+                    "unlearn/cost_critic_forget_loss": forget_c.item(),
+                    "unlearn/forget_qc_data": torch.stack([h[n:] for h in cost_heads])
+                    .mean()
+                    .item(),
+                }
+            )
+        self.unlearn_critic_optim.zero_grad()
+        loss.backward()
+        self.unlearn_critic_optim.step()
+        return metrics
+
+    def _actor_unlearning_step(
+        self, keep: Batch, forget: Batch, ctx: UnlearningContext
+    ) -> tuple[dict[str, float], torch.Tensor]:
+        cfg = ctx.config
+        obs_k = keep[0]
+        n = obs_k.shape[0]
+        obs = torch.cat([obs_k, forget[0]])
+        with frozen(*self._frozen_during_actor_step()):
+            actions = self._policy_actions(obs)
+            q, qc = self._policy_values(obs, actions)
+            if cfg.use_cost:
+                keep_loss = actor_keep_loss(q[:n], qc[:n], ctx.kappa)
+                forget_loss = actor_forget_loss(
+                    q[n:], qc[n:], ctx.kappa, ctx.sigma, cfg.actor_forget_variant
+                )
+            else:  # reward-only: maximise Q_r on keep states, suppress it on forget states
+                keep_loss = -q[:n].mean()
+                forget_loss = q[n:].mean()
+            regularizer, reg_metrics = self._actor_regularizer(obs_k)
+            loss = keep_loss + regularizer + ctx.beta * forget_loss
+            self.unlearn_actor_optim.zero_grad()
+            loss.backward()
+            self.unlearn_actor_optim.step()
+        metrics = {
+            "unlearn/actor_keep_loss": keep_loss.item(),
+            "unlearn/actor_forget_loss": forget_loss.item(),
+            "unlearn/forget_qc": qc[n:].mean().item(),
+            "unlearn/keep_qc": qc[:n].mean().item(),
+            **reg_metrics,
+        }
+        return metrics, qc[n:].detach()

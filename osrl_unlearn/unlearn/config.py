@@ -1,0 +1,67 @@
+"""Settings of Safe-RULE unlearning (Jiang, Zhu & Kong, "Safe-RULE: Safe Reinforcement UnLEarning",
+2026; restated in the project's ``safe-rule.md``).
+
+Per step, with a keep batch B_k and a forget batch B_f:
+
+    critic:  L^r = a_k E_k[(Q_r - y_r)^2] + a_f E_f[softplus(Q_r - Q̄_r)]
+             L^c = a_k E_k[(Q_c - y_c)^2] + a_f E_f[softplus(kappa + sigma - Q_c)]
+    actor:   L_a = L_a,k + beta_f L_a,f   (see :mod:`osrl_unlearn.losses`)
+    weight:  beta_f <- clip(beta_f + tau_beta (kappa + sigma - E_f[Q_c(s, pi(s))]), lo, hi)
+
+kappa is the agent's own cost threshold in Q-space (OSRL's ``qc_thres``), sigma a margin in the same
+units. Defaults follow the paper's Table 7; the two readings the paper leaves open are switches.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SafeRuleConfig:
+    """Safe-RULE hyper-parameters (paper defaults)."""
+
+    steps: int = 5000
+    """Unlearning steps; each draws one keep and one forget batch."""
+    alpha_keep: float = 1.0
+    """a_k: weight of the keep (Bellman) terms of the critic losses."""
+    alpha_forget: float = 1.0
+    """a_f: weight of the forget (suppression) terms of the critic losses."""
+    sigma_fraction: float = 0.05
+    """sigma = sigma_fraction * kappa_Q (the paper's sigma = 0.5 for kappa = 10)."""
+    q_ref_percentile: float = 50.0
+    """Q̄_r is this percentile of the keep batch's reward backups (Open: the text says 30)."""
+    beta_init: float = 0.1
+    """Initial forget weight beta_f of the actor loss."""
+    beta_min: float = 0.01
+    """Lower clip of beta_f."""
+    beta_max: float = 1.0
+    """Upper clip of beta_f."""
+    beta_rate: float = 0.25
+    """tau_beta: step size of the adaptive beta_f update."""
+    adaptive_beta: bool = True
+    """Adapt beta_f from the forgetting gap; False keeps beta_init fixed (the ablation uses 1)."""
+    critic_unlearning: bool = True
+    """Unlearn the critics too; False updates only the actor (ablation)."""
+    use_cost: bool = True
+    """Keep the cost terms; False gives the reward-only baseline."""
+    actor_forget_variant: str = "published"
+    """'published' (forget term raises Q_c on forget states) or 'safe' (keeps it below kappa)."""
+    actor_lr: float = 1e-4
+    """Adam learning rate of the actor (optimizers are rebuilt: OSRL checkpoints hold none)."""
+    critic_lr: float = 1e-4
+    """Adam learning rate of the reward and cost critics."""
+
+    def __post_init__(self) -> None:
+        from osrl_unlearn.errors import ConfigError
+
+        if self.steps <= 0:
+            raise ConfigError(f"steps must be positive, got {self.steps}")
+        if not 0 <= self.q_ref_percentile <= 100:
+            raise ConfigError(f"q_ref_percentile must lie in [0, 100], got {self.q_ref_percentile}")
+        if not 0 < self.beta_min <= self.beta_max:
+            raise ConfigError(
+                f"need 0 < beta_min <= beta_max, got {self.beta_min}, {self.beta_max}"
+            )
+        if self.actor_forget_variant not in ("published", "safe"):
+            raise ConfigError(
+                f"actor_forget_variant must be 'published' or 'safe', got {self.actor_forget_variant!r}"
+            )

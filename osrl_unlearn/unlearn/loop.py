@@ -1,0 +1,214 @@
+"""The unlearning loop, written once: every agent plugs in through small hooks.
+
+``UnlearningMixin.unlearn`` draws exactly ``steps`` keep and ``steps`` forget batches, runs the
+agent's critic step and actor step on each pair, soft-updates its target networks, adapts the forget
+weight beta_f and records every metric. Agents implement:
+
+- ``_unlearning_setup(config)``: build fresh optimizers (OSRL checkpoints hold none) and return the
+  Q-space cost threshold kappa;
+- ``_critic_unlearning_step(keep, forget, ctx)`` -> metrics;
+- ``_actor_unlearning_step(keep, forget, ctx)`` -> (metrics, forget-set cost values Q_c(s, pi(s)));
+- ``_sync_targets()``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from osrl_unlearn.errors import UserError
+from osrl_unlearn.losses import forgetting_gap, update_forget_weight
+from osrl_unlearn.unlearn.config import SafeRuleConfig
+
+Batch = tuple[torch.Tensor, ...]
+
+
+class UnlearningError(UserError):
+    """Unusable unlearning input (empty forget set, mismatched dimensions, non-finite batch)."""
+
+
+class Logger(Protocol):
+    def store(self, **metrics: float) -> None: ...
+
+
+@dataclass
+class UnlearningContext:
+    """What one run's hooks share: the settings, kappa / sigma in Q-space and the forget weight."""
+
+    config: SafeRuleConfig
+    kappa: float
+    sigma: float
+    beta: float
+    step: int = 0
+
+
+@dataclass
+class UnlearningHistory:
+    """Per-step metrics of one ``unlearn`` call (namespaced keys such as ``unlearn/beta_f``)."""
+
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    wall_seconds: float = 0.0
+    kappa: float = 0.0
+    sigma: float = 0.0
+    stopped_early: bool = False
+
+    def series(self, key: str) -> list[float]:
+        """One metric over the steps, e.g. ``history.series("unlearn/forget_qc")``."""
+        return [m[key] for m in self.metrics if key in m]
+
+    def last(self) -> dict[str, float]:
+        return self.metrics[-1] if self.metrics else {}
+
+
+def draw_batches(loader: Any, count: int, name: str) -> Iterator[Batch]:
+    """Exactly ``count`` batches from a :class:`BatchSampler` (``.batches``) or any iterable.
+
+    Raises:
+        UnlearningError: the loader is empty or runs out before ``count`` batches.
+    """
+    if hasattr(loader, "__len__") and len(loader) == 0:
+        raise UnlearningError(f"the {name} loader is empty: nothing to {name}.")
+    source: Iterable[Batch] = loader.batches(count) if hasattr(loader, "batches") else loader
+    drawn = 0
+    for batch in source:
+        if drawn == count:
+            return
+        drawn += 1
+        yield batch
+    if drawn == 0:
+        raise UnlearningError(f"the {name} loader yielded no batch: the {name} set is empty.")
+    if drawn < count:
+        raise UnlearningError(f"the {name} loader ran out after {drawn} of {count} batches.")
+
+
+class UnlearningMixin:
+    """Adds ``unlearn(keep_loader, forget_loader, ...)`` to an OSRL agent (an ``nn.Module``)."""
+
+    unlearning_config_class: type = SafeRuleConfig
+
+    def unlearn(
+        self,
+        keep_loader: Any,
+        forget_loader: Any,
+        *,
+        config: SafeRuleConfig | None = None,
+        steps: int | None = None,
+        logger: Logger | None = None,
+        callback: Callable[[int, dict[str, float]], bool | None] | None = None,
+        show_progress: bool = True,
+    ) -> UnlearningHistory:
+        """Unlearns the forget set while retaining the keep set (Safe-RULE by default).
+
+        Args:
+            keep_loader: clean data: a :class:`~osrl_unlearn.data.BatchSampler` or an iterable of
+                batches in the agent's OSRL layout.
+            forget_loader: the injected (poisoned) data, same form.
+            config: hyper-parameters; defaults to the paper's.
+            steps: overrides ``config.steps``.
+            logger: anything with ``store(**metrics)`` (fsrl's loggers qualify).
+            callback: called as ``callback(step, metrics)`` after every step; returning True stops.
+            show_progress: show a tqdm bar with the latest losses.
+
+        Returns:
+            The per-step history of losses, forget weight and forgetting gap.
+        """
+        config = config or self.unlearning_config_class()
+        steps = config.steps if steps is None else steps
+        if steps <= 0:
+            raise UnlearningError(f"steps must be positive, got {steps}")
+        keep_batches = draw_batches(keep_loader, steps, "keep")
+        forget_batches = draw_batches(forget_loader, steps, "forget")
+        kappa = self._unlearning_setup(config)
+        ctx = UnlearningContext(
+            config=config, kappa=kappa, sigma=config.sigma_fraction * kappa, beta=config.beta_init
+        )
+        history = UnlearningHistory(kappa=kappa, sigma=ctx.sigma)
+        started = time.perf_counter()
+        bar = tqdm(total=steps, desc="unlearning", disable=not show_progress, dynamic_ncols=True)
+        self.train()
+        try:
+            for step, (keep, forget) in enumerate(zip(keep_batches, forget_batches, strict=False)):
+                ctx.step = step
+                self._check_batch(keep, "keep")
+                self._check_batch(forget, "forget")
+                metrics: dict[str, float] = {}
+                if config.critic_unlearning:
+                    metrics.update(self._critic_unlearning_step(keep, forget, ctx))
+                actor_metrics, forget_qc = self._actor_unlearning_step(keep, forget, ctx)
+                metrics.update(actor_metrics)
+                self._sync_targets()
+                gap = forgetting_gap(forget_qc, ctx.kappa, ctx.sigma)
+                metrics["unlearn/forgetting_gap"] = gap
+                metrics["unlearn/beta_f"] = ctx.beta
+                if config.adaptive_beta:
+                    ctx.beta = update_forget_weight(
+                        ctx.beta, gap, config.beta_rate, config.beta_min, config.beta_max
+                    )
+                self._check_metrics(metrics, step)
+                history.metrics.append(metrics)
+                history.steps = step + 1
+                if logger is not None:
+                    logger.store(**metrics)
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix(
+                        gap=f"{gap:.3g}", beta=f"{ctx.beta:.3g}", qc_f=f"{forget_qc.mean():.3g}"
+                    )
+                if callback is not None and callback(step, metrics):
+                    history.stopped_early = True
+                    break
+        finally:
+            bar.close()
+            self.eval()
+            history.wall_seconds = time.perf_counter() - started
+        return history
+
+    def _check_batch(self, batch: Batch, name: str) -> None:
+        obs, _, actions = batch[0], batch[1], batch[2]
+        if obs.shape[-1] != self.state_dim or actions.shape[-1] != self.action_dim:
+            raise UnlearningError(
+                f"the {name} batches have {obs.shape[-1]} observation and {actions.shape[-1]} "
+                f"action features but the agent was built for {self.state_dim} and "
+                f"{self.action_dim}: is the data from the task the checkpoint was trained on?"
+            )
+        for position, tensor in enumerate(batch):
+            if not torch.isfinite(tensor).all():
+                raise UnlearningError(
+                    f"the {name} batch has NaN or infinite values (tuple position {position}); "
+                    "validate the dataset with osrl_unlearn.data before unlearning."
+                )
+
+    @staticmethod
+    def _check_metrics(metrics: dict[str, float], step: int) -> None:
+        bad = [
+            key for key, value in metrics.items() if value != value or abs(value) == float("inf")
+        ]
+        if bad:
+            raise FloatingPointError(
+                f"unlearning diverged at step {step}: {', '.join(bad)} not finite. Lower the "
+                "learning rates or check the data for extreme rewards / costs."
+            )
+
+    # Hooks -------------------------------------------------------------------------------------
+
+    def _unlearning_setup(self, config: SafeRuleConfig) -> float:
+        raise NotImplementedError
+
+    def _critic_unlearning_step(
+        self, keep: Batch, forget: Batch, ctx: UnlearningContext
+    ) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _actor_unlearning_step(
+        self, keep: Batch, forget: Batch, ctx: UnlearningContext
+    ) -> tuple[dict[str, float], torch.Tensor]:
+        raise NotImplementedError
+
+    def _sync_targets(self) -> None:
+        raise NotImplementedError
