@@ -1,3 +1,23 @@
-"""osrl-unlearn: repair offline safe RL policies trained on poisoned data."""
+"""osrl-unlearn: repair offline safe RL policies trained on poisoned data.
+
+``from osrl_unlearn import BCQL, BEARL, CPQ, COptiDICE, load_agent``: OSRL's agents with
+``unlearn(keep_loader, forget_loader)``. Imported lazily, so that ``python -m
+osrl_unlearn.patch_safety_gymnasium`` runs before anything imports the stack.
+"""
 
 __version__ = "0.1.0"
+
+_AGENT_EXPORTS = ("BCQL", "BEARL", "CPQ", "COptiDICE", "load_agent", "save_run")
+__all__ = [*_AGENT_EXPORTS, "SafeRuleConfig", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _AGENT_EXPORTS:
+        from osrl_unlearn import agents
+
+        return getattr(agents, name)
+    if name == "SafeRuleConfig":
+        from osrl_unlearn.unlearn.config import SafeRuleConfig
+
+        return SafeRuleConfig
+    raise AttributeError(f"module 'osrl_unlearn' has no attribute {name!r}")

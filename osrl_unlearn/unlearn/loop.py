@@ -73,7 +73,9 @@ def draw_batches(loader: Any, count: int, name: str) -> Iterator[Batch]:
         UnlearningError: the loader is empty or runs out before ``count`` batches.
     """
     if hasattr(loader, "__len__") and len(loader) == 0:
-        raise UnlearningError(f"the {name} loader is empty: nothing to {name}.")
+        raise UnlearningError(
+            f"the {name} set is empty (its loader holds no data): nothing to {name}."
+        )
     source: Iterable[Batch] = loader.batches(count) if hasattr(loader, "batches") else loader
     drawn = 0
     for batch in source:
