@@ -67,6 +67,7 @@ def apply_quick_profile(cfg) -> None:
     cfg.episodes = 8
     cfg.behaviour.steps = 2_000
     cfg.behaviour.step_per_epoch = 1_000
+    cfg.behaviour.training_envs = 2
     cfg.behaviour.episode_per_collect = 2
 
 

@@ -40,3 +40,16 @@ def isolated_cache(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     monkeypatch.setenv(CACHE_ENV, str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def quick_car_circle(tmp_path_factory):
+    """A real CarCircle dataset from the quick generation profile, made once per test session."""
+    from osrl_unlearn.cli import apply_quick_profile
+    from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
+
+    cfg = MakeDatasetConfig(
+        task=CAR_CIRCLE, workers=1, show_progress=False, cache=str(tmp_path_factory.mktemp("cache"))
+    )
+    apply_quick_profile(cfg)
+    return cfg, make_dataset(cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +146,14 @@ class OfflineDataset:
         if self.poison_mask is not None:
             out[POISON_MASK_KEY] = self.poison_mask
         return out
+
+    def content_hash(self) -> str:
+        """SHA-256 over the seven arrays' bytes: names a forget set (or any split) exactly."""
+        digest = hashlib.sha256()
+        for key in DSRL_KEYS:
+            digest.update(key.encode())
+            digest.update(np.ascontiguousarray(getattr(self, key)).tobytes())
+        return digest.hexdigest()
 
     def episode_bounds(self) -> np.ndarray:
         """(E, 2) array of [start, end) row ranges, one per episode; an unfinished tail counts."""

@@ -1,5 +1,7 @@
 """Small real generation runs: FSRL behaviour training and rollouts in the real environments."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -12,15 +14,14 @@ pytestmark = pytest.mark.slow
 
 
 def quick_config(task="OfflineCarCircle-v0", **overrides) -> MakeDatasetConfig:
-    cfg = MakeDatasetConfig(task=task, workers=1, show_progress=False, **overrides)
+    cfg = MakeDatasetConfig(task=task, workers=1, show_progress=False)
     apply_quick_profile(cfg)
-    return cfg
+    return dataclasses.replace(cfg, **overrides)
 
 
-@pytest.fixture(scope="module")
-def car_circle(tmp_path_factory):
-    cfg = quick_config(cache=str(tmp_path_factory.mktemp("cache")))
-    return cfg, make_dataset(cfg)
+@pytest.fixture
+def car_circle(quick_car_circle):
+    return quick_car_circle
 
 
 def test_car_circle_file_is_a_dsrl_dataset(car_circle):
@@ -71,7 +72,7 @@ def test_cache_is_reused_and_same_seed_gives_the_same_file(car_circle, tmp_path)
 def test_out_copy_is_never_overwritten_without_force(car_circle, tmp_path):
     cfg, result = car_circle
     out = tmp_path / "clean.hdf5"
-    cfg.out = str(out)
+    cfg = dataclasses.replace(cfg, out=str(out))
     make_dataset(cfg)
     assert out.read_bytes() == result.path.read_bytes()
     with pytest.raises(FileExistsError):
@@ -79,7 +80,11 @@ def test_out_copy_is_never_overwritten_without_force(car_circle, tmp_path):
 
 
 def test_safety_gymnasium_task(tmp_path):
+    # MuJoCo worlds are rebuilt on every reset (about a second each): one small run only
     cfg = quick_config("OfflinePointCircle1Gymnasium-v0", cache=str(tmp_path), episodes=2)
+    cfg.behaviour = dataclasses.replace(
+        cfg.behaviour, cost_limits=[10.0], steps=1000, training_envs=1, episode_per_collect=1
+    )
     result = make_dataset(cfg)
     assert check_with_dsrl(result.path, "OfflinePointCircle1Gymnasium-v0") == 2 * 500
     data = read_hdf5(result.path)

@@ -1,0 +1,147 @@
+"""Load an OSRL run folder, unlearn part of its data, save the repaired run, all through the API.
+
+    python examples/unlearn_osrl_run.py --dataset clean.hdf5 --agent bcql --work_dir runs/example
+
+1. Trains an OSRL agent briefly with OSRL's own trainer, and writes its run folder with fsrl's
+   logger exactly as OSRL's ``examples/train/train_<algo>.py`` does (``config.yaml`` +
+   ``checkpoint/model.pt``). Skip this with ``--run_dir`` to start from a run you already have.
+2. ``load_agent(run_dir)`` rebuilds it as osrl-unlearn's subclass.
+3. ``agent.unlearn(keep, forget)``: the forget set is the file's ``poison_mask`` when it has one
+   (``osrl-unlearn poison`` writes it); a clean file stands in its costliest episodes, so the
+   example runs before any attack exists.
+4. ``save_run`` writes the repaired agent as a new OSRL run folder (the input is never touched).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import pyrallis
+import torch
+
+from osrl_unlearn import SafeRuleConfig, load_agent, save_run
+from osrl_unlearn.agents.checkpoint import build_agent, read_config
+from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for, read_hdf5
+from osrl_unlearn.stack import import_fsrl, import_osrl_algorithms
+from osrl_unlearn.unlearn.metadata import unlearning_metadata
+
+
+@dataclass
+class ExampleConfig:
+    """Settings of the example."""
+
+    dataset: str = ""
+    """A DSRL .hdf5 file (``osrl-unlearn make-dataset --out clean.hdf5`` makes one)."""
+    agent: str = "bcql"
+    """bcql, bearl, cpq or coptidice."""
+    work_dir: str = "runs/example"
+    """Where the OSRL run and the repaired run are written (must not exist yet)."""
+    run_dir: Optional[str] = None
+    """An existing OSRL run folder to unlearn from instead of training one."""
+    train_steps: int = 200
+    """OSRL training steps for the run of step 1."""
+    unlearn_steps: int = 200
+    """Unlearning steps."""
+    hidden: List[int] = field(default_factory=lambda: [64, 64])
+    """Hidden sizes of the agent trained in step 1."""
+    batch_size: int = 256
+    """Transitions per batch."""
+    forget_episodes: float = 0.1
+    """Without a poison mask: the share of costliest episodes used as the forget set."""
+    seed: int = 0
+    """Seed of training and unlearning."""
+
+
+def train_osrl_run(cfg: ExampleConfig, data: OfflineDataset, run_parent: Path) -> Path:
+    """Step 1, the way OSRL's training scripts do it (OSRL trainer, fsrl logger)."""
+    import_fsrl()
+    from fsrl.utils import BaseLogger
+
+    algorithms = import_osrl_algorithms()
+    task = data.attrs["task"]
+    train_config = {
+        "task": task,
+        "prefix": {"coptidice": "COptiDICE"}.get(cfg.agent, cfg.agent.upper()),
+        "seed": cfg.seed,
+        "a_hidden_sizes": cfg.hidden,
+        "c_hidden_sizes": cfg.hidden,
+        "vae_hidden_sizes": 64,
+        "sample_action_num": 10,
+        "cost_limit": 10,
+        "episode_len": 300 if "Car" in task else 500,
+        "gamma": 0.99,
+        "batch_size": cfg.batch_size,
+        "update_steps": cfg.train_steps,
+    }
+    logger = BaseLogger(str(run_parent), log_txt=False, name="osrl_run")
+    logger.save_config(train_config, verbose=False)
+    torch.manual_seed(cfg.seed)
+    model = build_agent(cfg.agent, train_config)
+    if cfg.agent == "coptidice":  # OSRL's script hands COptiDICE the dataset statistics
+        stats = dataset_stats(data)
+        model.init_state_propotion = stats.init_state_proportion
+        model.observations_std = torch.from_numpy(stats.observations_std)
+        model.actions_std = torch.from_numpy(stats.actions_std)
+    logger.setup_checkpoint_fn(lambda: {"model_state": model.state_dict()})
+    trainers = {
+        "bcql": algorithms.BCQLTrainer,
+        "bearl": algorithms.BEARLTrainer,
+        "cpq": algorithms.CPQTrainer,
+        "coptidice": algorithms.COptiDICETrainer,
+    }
+    trainer = trainers[cfg.agent](model, env=None, logger=logger)
+    sampler = BatchSampler(data, cfg.batch_size, layout=layout_for(cfg.agent), seed=cfg.seed)
+    for batch in sampler.batches(cfg.train_steps):
+        trainer.train_one_step(batch) if cfg.agent == "coptidice" else trainer.train_one_step(
+            *batch
+        )
+    logger.save_checkpoint()
+    return Path(logger.log_dir)
+
+
+def forget_mask(data: OfflineDataset, share: float) -> np.ndarray:
+    """The poison mask, or (for a clean file) the costliest ``share`` of episodes."""
+    if data.poison_mask is not None:
+        return data.poison_mask
+    bounds = data.episode_bounds()
+    _, costs = data.episode_returns()
+    chosen = np.argsort(-costs, kind="stable")[: max(1, int(len(costs) * share))]
+    mask = np.zeros(len(data), dtype=bool)
+    for start, end in bounds[chosen]:
+        mask[start:end] = True
+    return mask
+
+
+def main(cfg: ExampleConfig) -> Path:
+    work = Path(cfg.work_dir)
+    data = read_hdf5(cfg.dataset)
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else train_osrl_run(cfg, data, work)
+    agent = load_agent(run_dir)
+    data.poison_mask = forget_mask(data, cfg.forget_episodes)
+    keep, forget = data.split()
+    layout = layout_for(cfg.agent)
+    torch.manual_seed(cfg.seed)
+    unlearn_config = SafeRuleConfig(steps=cfg.unlearn_steps)
+    history = agent.unlearn(
+        BatchSampler(keep, cfg.batch_size, layout=layout, seed=cfg.seed),
+        BatchSampler(forget, cfg.batch_size, layout=layout, seed=cfg.seed + 1),
+        config=unlearn_config,
+    )
+    out = save_run(
+        agent,
+        work / "repaired",
+        {**read_config(run_dir), "agent": cfg.agent},
+        unlearning_metadata("safe-rule", unlearn_config, history, forget, str(run_dir)),
+    )
+    last = history.last()
+    print(
+        f"unlearned {len(forget)} transitions in {history.steps} steps "
+        f"({history.wall_seconds:.1f} s): forget-set Q_c {last['unlearn/forget_qc']:.2f} "
+        f"(kappa {history.kappa:.2f}), beta_f {last['unlearn/beta_f']:.2f}\nrepaired run: {out}"
+    )
+    return out
+
+
+if __name__ == "__main__":
+    main(pyrallis.parse(config_class=ExampleConfig))
