@@ -57,3 +57,17 @@ def test_every_make_dataset_option_parses_from_flags():
     assert cfg.behaviour.cost_limits == [5.0, None] and cfg.behaviour.hidden_sizes == [32]
     assert cfg.behaviour.max_grad_norm is None
     assert cfg.out == "x.hdf5" and cfg.cache == "/tmp/c"
+
+
+def test_shipped_dataset_configs_parse_and_car_circle_is_the_default():
+    from pathlib import Path
+
+    import pyrallis
+
+    from osrl_unlearn.generate.make_dataset import MakeDatasetConfig
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "make_dataset"
+    car = pyrallis.parse(MakeDatasetConfig, config_path=str(folder / "car_circle.yaml"), args=[])
+    assert car.cache_settings() == MakeDatasetConfig().cache_settings()
+    point = pyrallis.parse(MakeDatasetConfig, config_path=str(folder / "point_circle1.yaml"), args=[])
+    assert point.task == "OfflinePointCircle1Gymnasium-v0" and point.behaviour.training_envs == 2
