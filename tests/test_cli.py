@@ -69,5 +69,7 @@ def test_shipped_dataset_configs_parse_and_car_circle_is_the_default():
     folder = Path(__file__).resolve().parents[1] / "configs" / "make_dataset"
     car = pyrallis.parse(MakeDatasetConfig, config_path=str(folder / "car_circle.yaml"), args=[])
     assert car.cache_settings() == MakeDatasetConfig().cache_settings()
-    point = pyrallis.parse(MakeDatasetConfig, config_path=str(folder / "point_circle1.yaml"), args=[])
+    point = pyrallis.parse(
+        MakeDatasetConfig, config_path=str(folder / "point_circle1.yaml"), args=[]
+    )
     assert point.task == "OfflinePointCircle1Gymnasium-v0" and point.behaviour.training_envs == 2

@@ -215,3 +215,28 @@ def test_coptidice_lowers_the_likelihood_of_forget_actions(split_data):
     )
     assert forget_logp() < before - 0.5
     assert history.series("unlearn/beta_f")[-1] > 0.1  # chi still calls forget states safe
+
+
+def test_checkpoint_of_another_task_is_refused(tmp_path):
+    import yaml
+
+    from osrl_unlearn.agents.checkpoint import CheckpointError
+
+    run = save_run(make_agent("cpq"), tmp_path / "run", {**TINY_CONFIG, "prefix": "CPQ"})
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["task"] = "OfflinePointCircle1Gymnasium-v0"  # 28 observations instead of 8
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(CheckpointError, match="does not fit a cpq agent for OfflinePointCircle1"):
+        load_agent(run)
+
+
+def test_pickled_checkpoint_is_refused(tmp_path):
+    from osrl_unlearn.agents.checkpoint import CheckpointError
+
+    run = save_run(make_agent("cpq"), tmp_path / "run", {**TINY_CONFIG, "prefix": "CPQ"})
+    torch.save(
+        {"model_state": make_agent("cpq").state_dict(), "extra": object()},
+        run / "checkpoint" / "model.pt",
+    )
+    with pytest.raises(CheckpointError, match="not a plain tensor checkpoint"):
+        load_agent(run)
