@@ -21,9 +21,9 @@ import pyrallis
 import torch
 
 from osrl_unlearn import SafeRuleConfig, load_agent, save_run
-from osrl_unlearn.agents.checkpoint import build_agent, read_config
-from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for, read_hdf5
-from osrl_unlearn.stack import import_fsrl, import_osrl_algorithms
+from osrl_unlearn.agents.checkpoint import read_config
+from osrl_unlearn.data import BatchSampler, OfflineDataset, layout_for, read_hdf5
+from osrl_unlearn.training import TrainSettings, train_agent
 from osrl_unlearn.unlearn.metadata import unlearning_metadata
 
 
@@ -55,49 +55,12 @@ class ExampleConfig:
 
 def train_osrl_run(cfg: ExampleConfig, data: OfflineDataset, run_parent: Path) -> Path:
     """Step 1, the way OSRL's training scripts do it (OSRL trainer, fsrl logger)."""
-    import_fsrl()
-    from fsrl.utils import BaseLogger
-
-    algorithms = import_osrl_algorithms()
-    task = data.attrs["task"]
-    train_config = {
-        "task": task,
-        "prefix": {"coptidice": "COptiDICE"}.get(cfg.agent, cfg.agent.upper()),
-        "seed": cfg.seed,
-        "a_hidden_sizes": cfg.hidden,
-        "c_hidden_sizes": cfg.hidden,
-        "vae_hidden_sizes": 64,
-        "sample_action_num": 10,
-        "cost_limit": 10,
-        "episode_len": 300 if "Car" in task else 500,
-        "gamma": 0.99,
-        "batch_size": cfg.batch_size,
-        "update_steps": cfg.train_steps,
-    }
-    logger = BaseLogger(str(run_parent), log_txt=False, name="osrl_run")
-    logger.save_config(train_config, verbose=False)
-    torch.manual_seed(cfg.seed)
-    model = build_agent(cfg.agent, train_config)
-    if cfg.agent == "coptidice":  # OSRL's script hands COptiDICE the dataset statistics
-        stats = dataset_stats(data)
-        model.init_state_propotion = stats.init_state_proportion
-        model.observations_std = torch.from_numpy(stats.observations_std)
-        model.actions_std = torch.from_numpy(stats.actions_std)
-    logger.setup_checkpoint_fn(lambda: {"model_state": model.state_dict()})
-    trainers = {
-        "bcql": algorithms.BCQLTrainer,
-        "bearl": algorithms.BEARLTrainer,
-        "cpq": algorithms.CPQTrainer,
-        "coptidice": algorithms.COptiDICETrainer,
-    }
-    trainer = trainers[cfg.agent](model, env=None, logger=logger)
-    sampler = BatchSampler(data, cfg.batch_size, layout=layout_for(cfg.agent), seed=cfg.seed)
-    for batch in sampler.batches(cfg.train_steps):
-        trainer.train_one_step(batch) if cfg.agent == "coptidice" else trainer.train_one_step(
-            *batch
-        )
-    logger.save_checkpoint()
-    return Path(logger.log_dir)
+    settings = TrainSettings(
+        agent=cfg.agent, steps=cfg.train_steps, batch_size=cfg.batch_size, hidden=cfg.hidden,
+        seed=cfg.seed,
+    )  # fmt: skip
+    _, run_dir = train_agent(data, settings, run_parent, run_name="osrl_run")
+    return run_dir
 
 
 def forget_mask(data: OfflineDataset, share: float) -> np.ndarray:

@@ -43,6 +43,13 @@ def run_make_dataset(cfg) -> int:
     return 0
 
 
+def run_poison(cfg) -> int:
+    from osrl_unlearn.poison import format_summary, poison_dataset
+
+    print(format_summary(poison_dataset(cfg)))
+    return 0
+
+
 def run_demo(cfg: DemoConfig) -> int:
     """The main job. Until attacks and unlearning land, it makes the clean CarCircle dataset."""
     from osrl_unlearn.data.hdf5 import check_with_dsrl
@@ -80,12 +87,18 @@ class Command:
 
 def _commands() -> dict[str, Command]:
     from osrl_unlearn.generate.make_dataset import MakeDatasetConfig
+    from osrl_unlearn.poison import PoisonConfig
 
     return {
         "make-dataset": Command(
             MakeDatasetConfig,
             run_make_dataset,
             "generate a DSRL-format dataset from behaviour policies in the real environment",
+        ),
+        "poison": Command(
+            PoisonConfig,
+            run_poison,
+            "inject an attacker's relabelled trajectories into a clean dataset (max-cost, ...)",
         ),
         "demo": Command(DemoConfig, run_demo, "the main job (see the README)"),
     }

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from osrl_unlearn.io import atomic_path
-from osrl_unlearn.parallel import Progress
+from osrl_unlearn.parallel import Progress, run_jobs
 from osrl_unlearn.stack import import_fsrl
 from osrl_unlearn.tasks import make_env
 
@@ -57,6 +58,8 @@ class BehaviourJob:
     cost_limit: float | None
     config: BehaviourConfig
     out_dir: str
+    objective: str = "reward"
+    """What the policy maximises: ``reward``, ``cost`` (Max Cost attacker) or ``neg-reward``."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def train_behaviour_run(job: BehaviourJob, progress: Progress) -> list[Snapshot]
     cfg = job.config
     out_dir = Path(job.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = make_env(job.task)
+    env = make_objective_env(job.task, job.objective)
     agent = PPOLagAgent(
         env,
         cost_limit=job.cost_limit if job.cost_limit is not None else 1e9,
@@ -96,7 +99,9 @@ def train_behaviour_run(job: BehaviourJob, progress: Progress) -> list[Snapshot]
         max_grad_norm=cfg.max_grad_norm,
     )
     policy = agent.policy
-    train_envs = DummyVectorEnv([lambda: make_env(job.task) for _ in range(cfg.training_envs)])
+    train_envs = DummyVectorEnv(
+        [lambda: make_objective_env(job.task, job.objective) for _ in range(cfg.training_envs)]
+    )
     train_envs.seed(job.seed)
     collector = FastCollector(
         policy,
@@ -156,6 +161,65 @@ def train_behaviour_run(job: BehaviourJob, progress: Progress) -> list[Snapshot]
     with atomic_path(out_dir / "snapshots.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps([asdict(s) for s in snapshots], indent=1))
     return snapshots
+
+
+def expected_env_steps(cfg: BehaviourConfig, episode_len: int) -> int:
+    """Environment steps one run takes: epochs collect whole batches of whole episodes."""
+    per_collect = cfg.episode_per_collect * episode_len
+    collects_per_epoch = -(-cfg.step_per_epoch // per_collect)
+    return max(1, cfg.steps // cfg.step_per_epoch) * collects_per_epoch * per_collect
+
+
+def train_runs(
+    jobs: list[BehaviourJob], *, workers: int, episode_len: int, desc: str, show_progress: bool
+) -> list[list[Snapshot]]:
+    """The snapshots of every job's run, in job order, training only the runs not cached yet.
+
+    ``desc`` may hold ``{}`` for the number of runs to train.
+    """
+    done = {job.out_dir: load_snapshots(Path(job.out_dir)) for job in jobs}
+    todo = [job for job in jobs if done[job.out_dir] is None]
+    if todo:
+        results = run_jobs(
+            train_behaviour_run,
+            todo,
+            workers=workers,
+            total=sum(expected_env_steps(job.config, episode_len) for job in todo),
+            desc=desc.format(len(todo)),
+            unit="step",
+            show_progress=show_progress,
+        )
+        done.update({job.out_dir: snaps for job, snaps in zip(todo, results, strict=True)})
+    return [done[job.out_dir] for job in jobs]
+
+
+OBJECTIVES = ("reward", "cost", "neg-reward")
+
+
+def make_objective_env(task: str, objective: str):
+    """The task's env with its reward replaced by the objective a policy should maximise.
+
+    ``cost``: reward := cost (the Max Cost attacker), ``neg-reward``: reward := -reward (Min
+    Reward). For these the cost signal is zeroed, so no Lagrangian sees it.
+    """
+    env = make_env(task)
+    if objective == "reward":
+        return env
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
+    return _ObjectiveWrapper(env, objective)
+
+
+class _ObjectiveWrapper(gym.Wrapper):
+    def __init__(self, env, objective: str):
+        super().__init__(env)
+        self.objective = objective
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        cost = float(info.get("cost", 0.0))
+        reward = cost if self.objective == "cost" else -float(reward)
+        return obs, reward, terminated, truncated, {**info, "cost": 0.0, "true_cost": cost}
 
 
 def load_snapshots(out_dir: Path) -> list[Snapshot] | None:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from osrl_unlearn.generate.behaviour import load_actor
-from osrl_unlearn.parallel import Progress
+from osrl_unlearn.parallel import Progress, run_jobs
 from osrl_unlearn.tasks import make_env, reset_env
 
 
@@ -34,6 +34,38 @@ class CollectJob:
 def episode_seed(base_seed: int, index: int) -> int:
     """A 32-bit seed per episode, independent of which worker records it."""
     return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
+
+
+def record_episodes(
+    task, hidden_sizes, plans: list[EpisodePlan], *, workers: int, desc: str, show_progress: bool
+) -> list[dict[str, np.ndarray]]:
+    """Records ``plans`` over ``workers`` processes; episodes come back in plan order, the same
+    whatever the number of workers (each episode has its own seed)."""
+    workers = max(1, workers)
+    jobs = [
+        CollectJob(task.name, task.obs_dim, task.act_dim, tuple(hidden_sizes), chunk)
+        for chunk in (tuple(plans[w::workers]) for w in range(workers))
+        if chunk
+    ]
+    results = run_jobs(
+        collect_episodes,
+        jobs,
+        workers=workers,
+        total=len(plans),
+        desc=desc,
+        unit="episode",
+        show_progress=show_progress,
+    )
+    by_index = {
+        plan.index: episode
+        for job, episodes in zip(jobs, results, strict=True)
+        for plan, episode in zip(job.episodes, episodes, strict=True)
+    }
+    return [by_index[plan.index] for plan in plans]
+
+
+def concatenate_episodes(episodes: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([e[key] for e in episodes]) for key in episodes[0]}
 
 
 def collect_episodes(job: CollectJob, progress: Progress) -> list[dict[str, np.ndarray]]:

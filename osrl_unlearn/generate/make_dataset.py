@@ -16,19 +16,22 @@ import numpy as np
 import pyrallis
 
 from osrl_unlearn.cache import cache_dir
-from osrl_unlearn.data.dataset import DSRL_KEYS, OfflineDataset
+from osrl_unlearn.data.dataset import OfflineDataset
 from osrl_unlearn.data.hdf5 import check_with_dsrl, read_hdf5, write_hdf5
 from osrl_unlearn.errors import ConfigError
 from osrl_unlearn.generate.behaviour import (
     BehaviourConfig,
     BehaviourJob,
     Snapshot,
-    load_snapshots,
-    train_behaviour_run,
+    train_runs,
 )
-from osrl_unlearn.generate.collect import CollectJob, EpisodePlan, collect_episodes, episode_seed
+from osrl_unlearn.generate.collect import (
+    EpisodePlan,
+    concatenate_episodes,
+    episode_seed,
+    record_episodes,
+)
 from osrl_unlearn.io import atomic_path
-from osrl_unlearn.parallel import run_jobs
 from osrl_unlearn.tasks import DEFAULT_COST_LIMIT, get_task
 
 DATASET_FILE = "dataset.hdf5"
@@ -112,29 +115,16 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
         )
         for i in range(cfg.episodes)
     ]
-    chunks = [tuple(plans[w :: max(1, cfg.workers)]) for w in range(max(1, cfg.workers))]
-    jobs = [
-        CollectJob(task.name, task.obs_dim, task.act_dim, tuple(cfg.behaviour.hidden_sizes), chunk)
-        for chunk in chunks
-        if chunk
-    ]
-    results = run_jobs(
-        collect_episodes,
-        jobs,
+    episodes = record_episodes(
+        task,
+        cfg.behaviour.hidden_sizes,
+        plans,
         workers=cfg.workers,
-        total=cfg.episodes,
         desc=f"recording {task.name}",
-        unit="episode",
         show_progress=cfg.show_progress,
     )
-    by_index = {
-        plan.index: episode
-        for job, res in zip(jobs, results, strict=False)
-        for plan, episode in zip(job.episodes, res, strict=False)
-    }
-    episodes = [by_index[i] for i in range(cfg.episodes)]
     dataset = OfflineDataset.from_arrays(
-        {key: np.concatenate([e[key] for e in episodes]) for key in DSRL_KEYS},
+        concatenate_episodes(episodes),
         source=str(folder / DATASET_FILE),
         task=task,
     )
@@ -185,24 +175,14 @@ def _behaviour_snapshots(cfg: MakeDatasetConfig, task_name: str) -> list[Snapsho
         BehaviourJob(task_name, run, cfg.seed + run, limit, cfg.behaviour, str(root / f"run{run}"))
         for run, limit in enumerate(cfg.behaviour.cost_limits)
     ]
-    done = {job.run: load_snapshots(Path(job.out_dir)) for job in jobs}
-    todo = [job for job in jobs if done[job.run] is None]
-    if todo:
-        steps = (
-            max(1, cfg.behaviour.steps // cfg.behaviour.step_per_epoch)
-            * cfg.behaviour.step_per_epoch
-        )
-        results = run_jobs(
-            train_behaviour_run,
-            todo,
-            workers=cfg.workers,
-            total=steps * len(todo),
-            desc=f"training {len(todo)} behaviour policies (FSRL PPO-Lag)",
-            unit="step",
-            show_progress=cfg.show_progress,
-        )
-        done.update({job.run: snaps for job, snaps in zip(todo, results, strict=False)})
-    return [snapshot for job in jobs for snapshot in done[job.run]]
+    runs = train_runs(
+        jobs,
+        workers=cfg.workers,
+        episode_len=get_task(task_name).episode_len,
+        desc="training {} behaviour policies (FSRL PPO-Lag)",
+        show_progress=cfg.show_progress,
+    )
+    return [snapshot for snapshots in runs for snapshot in snapshots]
 
 
 def spread_summary(dataset: OfflineDataset, cost_limit: float) -> dict:

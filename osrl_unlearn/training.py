@@ -1,0 +1,107 @@
+"""Training an OSRL agent with OSRL's own trainer, fed by the fast sampler, into an OSRL run folder.
+
+The run folder is written the way OSRL's ``examples/train/train_<algo>.py`` writes it: fsrl's
+logger saves ``config.yaml`` and ``checkpoint/model.pt`` holding ``{"model_state": ...}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from osrl_unlearn.agents.checkpoint import build_agent
+from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for
+from osrl_unlearn.stack import import_fsrl, import_osrl_algorithms
+from osrl_unlearn.tasks import get_task
+
+OSRL_PREFIX = {"bcql": "BCQL", "bearl": "BEARL", "cpq": "CPQ", "coptidice": "COptiDICE"}
+
+
+@dataclass
+class TrainSettings:
+    """A CPU-sized OSRL training run (OSRL's defaults are hidden [256, 256] and 100k+ steps)."""
+
+    agent: str = "bcql"
+    steps: int = 2000
+    batch_size: int = 512
+    hidden: list[int] = field(default_factory=lambda: [128, 128])
+    cost_limit: float = 10.0
+    seed: int = 0
+    learning_rate: float = 1e-3
+
+
+def training_config(data: OfflineDataset, settings: TrainSettings) -> dict[str, Any]:
+    """The OSRL config keys an agent is built from (and that OSRL's eval scripts read back)."""
+    task = get_task(data.attrs["task"])
+    return {
+        "task": task.name,
+        "prefix": OSRL_PREFIX[settings.agent],
+        "agent": settings.agent,
+        "seed": settings.seed,
+        "a_hidden_sizes": settings.hidden,
+        "c_hidden_sizes": settings.hidden,
+        "vae_hidden_sizes": max(settings.hidden),
+        "sample_action_num": 10,
+        "cost_limit": settings.cost_limit,
+        "episode_len": task.episode_len,
+        "gamma": 0.99,
+        "batch_size": settings.batch_size,
+        "update_steps": settings.steps,
+        "actor_lr": settings.learning_rate,
+        "critic_lr": settings.learning_rate,
+    }
+
+
+def train_agent(
+    data: OfflineDataset,
+    settings: TrainSettings,
+    run_parent: str | Path | None = None,
+    run_name: str = "run",
+    show_progress: bool = True,
+) -> tuple[torch.nn.Module, Path | None]:
+    """Trains ``settings.agent`` on ``data`` with OSRL's trainer; writes a run folder if asked."""
+    import_fsrl()
+    from fsrl.utils import BaseLogger, DummyLogger
+
+    algorithms = import_osrl_algorithms()
+    config = training_config(data, settings)
+    torch.manual_seed(settings.seed)
+    model = build_agent(settings.agent, config)
+    if settings.agent == "coptidice":  # OSRL's script hands COptiDICE the dataset statistics
+        stats = dataset_stats(data)
+        model.init_state_propotion = stats.init_state_proportion
+        model.observations_std = torch.from_numpy(stats.observations_std)
+        model.actions_std = torch.from_numpy(stats.actions_std)
+    logger = DummyLogger()
+    if run_parent is not None:
+        logger = BaseLogger(str(run_parent), log_txt=False, name=run_name)
+        logger.save_config(config, verbose=False)
+        logger.setup_checkpoint_fn(lambda: {"model_state": model.state_dict()})
+    lr = settings.learning_rate
+    trainer_class, lrs = {
+        "bcql": (algorithms.BCQLTrainer, {"actor_lr": lr, "critic_lr": lr, "vae_lr": lr}),
+        "bearl": (algorithms.BEARLTrainer, {"actor_lr": lr, "critic_lr": lr, "vae_lr": lr}),
+        "cpq": (algorithms.CPQTrainer, {"actor_lr": lr, "critic_lr": lr, "vae_lr": lr}),
+        "coptidice": (algorithms.COptiDICETrainer, {"actor_lr": lr, "critic_lr": lr}),
+    }[settings.agent]
+    trainer = trainer_class(model, env=None, logger=logger, **lrs)
+    sampler = BatchSampler(
+        data, settings.batch_size, layout=layout_for(settings.agent), seed=settings.seed
+    )
+    single_batch = settings.agent == "coptidice"  # COptiDICE's trainer takes the whole tuple
+    for batch in tqdm(
+        sampler.batches(settings.steps),
+        total=settings.steps,
+        desc=f"training {settings.agent} (OSRL)",
+        disable=not show_progress,
+    ):
+        trainer.train_one_step(batch) if single_batch else trainer.train_one_step(*batch)
+    model.eval()
+    if run_parent is None:
+        return model, None
+    logger.save_checkpoint()
+    return model, Path(logger.log_dir)
