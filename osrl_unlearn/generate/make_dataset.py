@@ -31,7 +31,7 @@ from osrl_unlearn.generate.collect import (
     episode_seed,
     record_episodes,
 )
-from osrl_unlearn.io import atomic_path
+from osrl_unlearn.io import WrittenFile, atomic_path
 from osrl_unlearn.tasks import DEFAULT_COST_LIMIT, get_task
 
 DATASET_FILE = "dataset.hdf5"
@@ -72,13 +72,7 @@ class MakeDatasetConfig:
         return settings
 
 
-@dataclass
-class DatasetResult:
-    path: Path
-    summary: dict
-
-
-def make_dataset(cfg: MakeDatasetConfig) -> DatasetResult:
+def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
     """Makes (or reuses from the cache) the dataset ``cfg`` describes; returns its path and spread."""
     task = get_task(cfg.task)
     if cfg.episodes <= 0:
@@ -99,7 +93,7 @@ def make_dataset(cfg: MakeDatasetConfig) -> DatasetResult:
     if cfg.out is not None:
         with atomic_path(cfg.out, overwrite=cfg.force) as tmp:
             shutil.copyfile(path, tmp)
-    return DatasetResult(path=path, summary=summary)
+    return WrittenFile(path=path, summary=summary)
 
 
 def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:

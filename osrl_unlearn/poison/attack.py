@@ -29,7 +29,7 @@ from osrl_unlearn.generate.collect import (
     episode_seed,
     record_episodes,
 )
-from osrl_unlearn.io import file_sha256
+from osrl_unlearn.io import WrittenFile, file_sha256
 from osrl_unlearn.poison.inject import (
     attack_scores,
     check_ratio,
@@ -88,13 +88,7 @@ class PoisonConfig:
     """Show progress bars."""
 
 
-@dataclass
-class PoisonResult:
-    path: Path
-    summary: dict
-
-
-def poison_dataset(cfg: PoisonConfig) -> PoisonResult:
+def poison_dataset(cfg: PoisonConfig) -> WrittenFile:
     """Writes the poisoned file ``cfg`` describes; returns its path and a summary."""
     attack = get_attack(cfg.attack)
     check_ratio(cfg.ratio)
@@ -154,7 +148,7 @@ def poison_dataset(cfg: PoisonConfig) -> PoisonResult:
     }
     write_hdf5(out, poisoned, attrs, overwrite=cfg.force)
     check_with_dsrl(out, task.name)
-    return PoisonResult(path=out, summary=summary)
+    return WrittenFile(path=out, summary=summary)
 
 
 def _candidate_pool(cfg: PoisonConfig, objective: str, task, needed: int) -> OfflineDataset:
@@ -199,7 +193,7 @@ def _train_adversary(cfg: PoisonConfig, objective: str, task) -> str:
     return snapshots[-1].path
 
 
-def format_summary(result: PoisonResult) -> str:
+def format_summary(result: WrittenFile) -> str:
     s = result.summary
     return "\n".join(
         [
