@@ -75,7 +75,7 @@ def main(cfg: PoisonEffectConfig) -> None:
     for name in ["clean", *cfg.train_on]:
         data = read_hdf5(files[name])
         model, _ = train_agent(data, settings)
-        result = evaluate(model, data.attrs["task"], cfg.eval_episodes, seed=cfg.seed + 10_000)
+        result = evaluate(model, data.task, cfg.eval_episodes, seed=cfg.seed + 10_000)
         rows.append((name, result.summary()))
     print(f"\n{cfg.agent} trained {cfg.train_steps} steps, {cfg.eval_episodes} evaluation episodes")
     print(f"{'data':<18} {'reward':>16} {'cost':>16} {'norm. reward':>13} {'norm. cost':>11}")

@@ -28,12 +28,19 @@ def run_jobs(
 
     ``fn`` reports work done by calling ``progress(n)``; the bar sums it over all jobs. With one
     worker the jobs run in this process (no start-up cost, easy to debug); otherwise in ``spawn``ed
-    processes (each sets its own torch thread count), so ``fn`` and jobs must be picklable.
+    processes, so ``fn`` and jobs must be picklable. Either way a job runs on one torch thread.
     """
     bar = tqdm(total=total, desc=desc, unit=unit, disable=not show_progress, dynamic_ncols=True)
     try:
         if workers <= 1 or len(jobs) <= 1:
-            return [fn(job, bar.update) for job in jobs]
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return [fn(job, bar.update) for job in jobs]
+            finally:
+                torch.set_num_threads(threads)
         context = mp.get_context("spawn")
         with (
             context.Manager() as manager,

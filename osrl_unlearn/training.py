@@ -36,7 +36,7 @@ class TrainSettings:
 
 def training_config(data: OfflineDataset, settings: TrainSettings) -> dict[str, Any]:
     """The OSRL config keys an agent is built from (and that OSRL's eval scripts read back)."""
-    task = get_task(data.attrs["task"])
+    task = get_task(data.task)
     return {
         "task": task.name,
         "prefix": OSRL_PREFIX[settings.agent],

@@ -147,6 +147,17 @@ class OfflineDataset:
             out[POISON_MASK_KEY] = self.poison_mask
         return out
 
+    @property
+    def task(self) -> str:
+        """The dsrl task id the data was recorded in (its ``task`` attribute)."""
+        task = self.attrs.get("task")
+        if not isinstance(task, str) or not task:
+            raise DatasetError(
+                f"{self.source}: no 'task' attribute says which task the data is from; pass the "
+                "task explicitly (e.g. --task OfflineCarCircle-v0)."
+            )
+        return task
+
     def content_hash(self) -> str:
         """SHA-256 over the seven arrays' bytes: names a forget set (or any split) exactly."""
         digest = hashlib.sha256()

@@ -39,8 +39,9 @@ def episode_seed(base_seed: int, index: int) -> int:
 def record_episodes(
     task, hidden_sizes, plans: list[EpisodePlan], *, workers: int, desc: str, show_progress: bool
 ) -> list[dict[str, np.ndarray]]:
-    """Records ``plans`` over ``workers`` processes; episodes come back in plan order, the same
-    whatever the number of workers (each episode has its own seed)."""
+    """Records ``plans`` over ``workers`` processes (worker w takes plans w, w + workers, ...);
+    episodes come back in plan order. Each episode is seeded, but a Bullet env carries some physics
+    state across resets, so the result depends on the worker count too, as on the seeds."""
     workers = max(1, workers)
     jobs = [
         CollectJob(task.name, task.obs_dim, task.act_dim, tuple(hidden_sizes), chunk)

@@ -54,7 +54,7 @@ class MakeDatasetConfig:
     cost_limit: float = DEFAULT_COST_LIMIT
     """Episode cost limit used in the printed spread (share of episodes within the limit)."""
     workers: int = 2
-    """Worker processes for training and collection (this machine has 2 cores)."""
+    """Worker processes for training and collection (part of the settings: see cache_settings)."""
     out: Optional[str] = None
     """Also copy the dataset here (refuses to overwrite an existing file unless --force)."""
     cache: Optional[str] = None
@@ -67,7 +67,9 @@ class MakeDatasetConfig:
     def cache_settings(self) -> dict:
         """The settings that determine the file's content (not where it is copied, nor how)."""
         settings = asdict(self)
-        for key in ("out", "cache", "force", "show_progress", "workers", "cost_limit"):
+        # ``workers`` stays: Bullet-Safety-Gym's reset is not history-free (an episode differs
+        # with the episodes the same env instance ran before), and workers split the episodes.
+        for key in ("out", "cache", "force", "show_progress", "cost_limit"):
             settings.pop(key)
         return settings
 

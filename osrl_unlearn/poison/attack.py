@@ -102,7 +102,7 @@ def poison_dataset(cfg: PoisonConfig) -> WrittenFile:
     clean = read_hdf5(cfg.dataset, cfg.task)
     if clean.poison_mask is not None and clean.poison_mask.any():
         raise ConfigError(f"{cfg.dataset} is already poisoned (its poison_mask marks rows).")
-    task = get_task(cfg.task or clean.attrs.get("task") or "")
+    task = get_task(cfg.task or clean.task)
     needed = transitions_needed(len(clean), cfg.ratio)
     pool = _candidate_pool(cfg, attack.objective, task, needed)
     scores = attack_scores(pool, attack.objective, cfg.gamma)
