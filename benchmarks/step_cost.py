@@ -17,7 +17,7 @@ import torch
 
 from osrl_unlearn.agents.checkpoint import build_agent
 from osrl_unlearn.data import BatchSampler, OfflineDataset, layout_for
-from osrl_unlearn.stack import import_osrl_algorithms
+from osrl_unlearn.training import osrl_trainer
 from osrl_unlearn.unlearn import SafeRuleConfig
 
 
@@ -61,18 +61,6 @@ def synthetic_split(seed: int, n: int = 20_000):
         }
     )
     return data.split()
-
-
-def osrl_trainer(name: str, model):
-    """OSRL's own trainer for ``model`` (it builds the optimizers as in OSRL's scripts)."""
-    algorithms = import_osrl_algorithms()
-    trainer_class = {
-        "bcql": algorithms.BCQLTrainer,
-        "bearl": algorithms.BEARLTrainer,
-        "cpq": algorithms.CPQTrainer,
-        "coptidice": algorithms.COptiDICETrainer,
-    }[name]
-    return trainer_class(model, env=None)
 
 
 def time_training(name: str, cfg: StepCostConfig, keep) -> float:

@@ -56,6 +56,24 @@ def training_config(data: OfflineDataset, settings: TrainSettings) -> dict[str, 
     }
 
 
+def osrl_trainer(agent: str, model, logger=None, learning_rate: float | None = None):
+    """OSRL's own trainer for ``model`` (it builds the optimizers, as OSRL's scripts do); every
+    learning rate set to ``learning_rate`` when given, else OSRL's defaults."""
+    algorithms = import_osrl_algorithms()
+    trainer_class = {
+        "bcql": algorithms.BCQLTrainer,
+        "bearl": algorithms.BEARLTrainer,
+        "cpq": algorithms.CPQTrainer,
+        "coptidice": algorithms.COptiDICETrainer,
+    }[agent]
+    kwargs = {} if logger is None else {"logger": logger}
+    if learning_rate is not None:
+        kwargs.update(actor_lr=learning_rate, critic_lr=learning_rate)
+        if agent != "coptidice":
+            kwargs["vae_lr"] = learning_rate
+    return trainer_class(model, env=None, **kwargs)
+
+
 def train_agent(
     data: OfflineDataset,
     settings: TrainSettings,
@@ -67,7 +85,6 @@ def train_agent(
     import_fsrl()
     from fsrl.utils import BaseLogger, DummyLogger
 
-    algorithms = import_osrl_algorithms()
     config = training_config(data, settings)
     torch.manual_seed(settings.seed)
     model = build_agent(settings.agent, config)
@@ -81,14 +98,7 @@ def train_agent(
         logger = BaseLogger(str(run_parent), log_txt=False, name=run_name)
         logger.save_config(config, verbose=False)
         logger.setup_checkpoint_fn(lambda: {"model_state": model.state_dict()})
-    lr = settings.learning_rate
-    trainer_class, lrs = {
-        "bcql": (algorithms.BCQLTrainer, {"actor_lr": lr, "critic_lr": lr, "vae_lr": lr}),
-        "bearl": (algorithms.BEARLTrainer, {"actor_lr": lr, "critic_lr": lr, "vae_lr": lr}),
-        "cpq": (algorithms.CPQTrainer, {"actor_lr": lr, "critic_lr": lr, "vae_lr": lr}),
-        "coptidice": (algorithms.COptiDICETrainer, {"actor_lr": lr, "critic_lr": lr}),
-    }[settings.agent]
-    trainer = trainer_class(model, env=None, logger=logger, **lrs)
+    trainer = osrl_trainer(settings.agent, model, logger, settings.learning_rate)
     sampler = BatchSampler(
         data, settings.batch_size, layout=layout_for(settings.agent), seed=settings.seed
     )

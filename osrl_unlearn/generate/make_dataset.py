@@ -119,27 +119,20 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
         desc=f"recording {task.name}",
         show_progress=cfg.show_progress,
     )
+    attrs = {
+        "task": task.name,
+        "seed": cfg.seed,
+        "generator": "osrl-unlearn make-dataset (FSRL PPO-Lag behaviour snapshots + action noise)",
+        "generator_config": cfg.cache_settings(),
+    }
     dataset = OfflineDataset.from_arrays(
-        concatenate_episodes(episodes),
-        source=str(folder / DATASET_FILE),
-        task=task,
+        concatenate_episodes(episodes), attrs=attrs, source=str(folder / DATASET_FILE), task=task
     )
     collected = time.perf_counter()
-    settings = cfg.cache_settings()
     folder.mkdir(parents=True, exist_ok=True)
-    write_hdf5(
-        folder / DATASET_FILE,
-        dataset,
-        {
-            "task": task.name,
-            "seed": cfg.seed,
-            "generator": "osrl-unlearn make-dataset (FSRL PPO-Lag behaviour snapshots + action noise)",
-            "generator_config": settings,
-        },
-        overwrite=True,
-    )
+    write_hdf5(folder / DATASET_FILE, dataset, overwrite=True)
     check_with_dsrl(folder / DATASET_FILE, task.name)
-    summary = spread_summary(read_hdf5(folder / DATASET_FILE, task), cfg.cost_limit)
+    summary = spread_summary(dataset, cfg.cost_limit)
     summary.update(
         behaviour_seconds=round(trained - started, 1),
         collection_seconds=round(collected - trained, 1),
@@ -159,7 +152,7 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
         tmp.write_text(json.dumps(summary, indent=1))
     with atomic_path(folder / "config.yaml", overwrite=True) as tmp:
         tmp.write_text(pyrallis.dump(cfg))
-    plot_spread(folder / DATASET_FILE, summary, cfg.cost_limit, folder / "spread.png")
+    plot_spread(dataset, summary, cfg.cost_limit, folder / "spread.png")
     return summary
 
 
@@ -226,14 +219,14 @@ def format_summary(path: Path, summary: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_spread(dataset_path: Path, summary: dict, cost_limit: float, out: Path) -> Path:
+def plot_spread(dataset: OfflineDataset, summary: dict, cost_limit: float, out: Path) -> Path:
     """Scatter of episode cost against reward, coloured by behaviour run, cost limit drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rewards, costs = read_hdf5(dataset_path).episode_returns()
+    rewards, costs = dataset.episode_returns()
     sources = summary["episode_sources"]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     limits = sorted({str(s["cost_limit"]) for s in sources})

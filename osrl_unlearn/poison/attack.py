@@ -119,6 +119,7 @@ def poison_dataset(cfg: PoisonConfig) -> WrittenFile:
     injected = relabel(selected, reward_value)
     merged = hide_among(clean, injected, np.random.default_rng(cfg.seed))
     true_rewards, true_costs = selected.episode_returns()
+    clean_rewards, clean_costs = clean.episode_returns()
     summary = {
         "attack": attack.name,
         "ratio": cfg.ratio,
@@ -130,8 +131,8 @@ def poison_dataset(cfg: PoisonConfig) -> WrittenFile:
         "injected_reward_value": reward_value,
         "injected_true_episode_reward_mean": float(true_rewards.mean()),
         "injected_true_episode_cost_mean": float(true_costs.mean()),
-        "clean_episode_reward_mean": float(clean.episode_returns()[0].mean()),
-        "clean_episode_cost_mean": float(clean.episode_returns()[1].mean()),
+        "clean_episode_reward_mean": float(clean_rewards.mean()),
+        "clean_episode_cost_mean": float(clean_costs.mean()),
     }
     poisoned = OfflineDataset.from_arrays(merged, source=str(out), task=task)
     attrs = {
