@@ -65,3 +65,20 @@ def forgetting_gap(qc_forget: torch.Tensor, kappa: float, sigma: float) -> float
 def update_forget_weight(beta: float, gap: float, rate: float, low: float, high: float) -> float:
     """beta_f <- clip(beta_f + rate * Delta, low, high)."""
     return min(max(beta + rate * gap, low), high)
+
+
+def trajdeleter_forget_loss(
+    reward_advantage: torch.Tensor,
+    cost_advantage: torch.Tensor | None = None,
+    cost_weight: float = 1.0,
+    cost_margin: float = 0.0,
+) -> torch.Tensor:
+    """TrajDeleter's forget objective on forget states (Gong et al., 2024; spec section 6).
+
+    Plain: E[A_r(s, pi(s))], the reward advantage of the policy over the one being repaired, to
+    be minimised. Cost-aware (``cost_advantage`` given): E[A_r + lambda_c softplus(Ā_c - A_c)].
+    """
+    loss = reward_advantage.mean()
+    if cost_advantage is not None:
+        loss = loss + cost_weight * F.softplus(cost_margin - cost_advantage).mean()
+    return loss

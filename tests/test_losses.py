@@ -10,6 +10,7 @@ from osrl_unlearn.losses import (
     forgetting_gap,
     reward_forget_loss,
     reward_reference,
+    trajdeleter_forget_loss,
     update_forget_weight,
 )
 
@@ -75,3 +76,20 @@ def test_update_forget_weight_steps_and_clips():
     assert update_forget_weight(0.1, gap=2.0, rate=0.25, low=0.01, high=1.0) == pytest.approx(0.6)
     assert update_forget_weight(0.6, gap=2.0, rate=0.25, low=0.01, high=1.0) == 1.0
     assert update_forget_weight(0.1, gap=-1.0, rate=0.25, low=0.01, high=1.0) == 0.01
+
+
+def test_trajdeleter_forget_loss_plain_and_cost_aware():
+    adv_r = torch.tensor([1.0, -1.0, 2.0])
+    adv_c = torch.tensor([0.5, 1.5, -1.0])
+    # plain: mean A_r = 2 / 3
+    assert trajdeleter_forget_loss(adv_r).item() == pytest.approx(2 / 3, abs=1e-6)
+    # cost-aware, margin 1, weight 2: + 2 * mean softplus([0.5, -0.5, 2])
+    #   = 2 * (0.974077 + 0.474077 + 2.126928) / 3 = 2.383388
+    value = trajdeleter_forget_loss(adv_r, adv_c, cost_weight=2.0, cost_margin=1.0)
+    assert value.item() == pytest.approx(3.0500547, abs=1e-6)
+
+
+def test_trajdeleter_cost_term_pushes_cost_advantage_up():
+    adv_c = torch.tensor([0.0, 3.0], requires_grad=True)
+    trajdeleter_forget_loss(torch.zeros(2), adv_c, cost_margin=1.0).backward()
+    assert adv_c.grad[0] < adv_c.grad[1] < 0  # descent raises A_c, most where it is lowest

@@ -57,11 +57,13 @@ class BCQL(_TwinCriticTargets, ActorCriticUnlearning, _osrl.BCQL):
     the VAE is frozen during unlearning, which keeps the actor inside the data's support.
     """
 
+    osrl_key = "bcql"
+
     def _target_actions(self, next_obs):
         return self.actor_old(next_obs, self.vae.decode(next_obs))
 
-    def _policy_actions(self, obs):
-        return self.actor(obs, self.vae.decode(obs))
+    def _policy_actions(self, obs, actor):
+        return actor(obs, self.vae.decode(obs))
 
     def _frozen_during_actor_step(self):
         return (self.critic, self.cost_critic, self.vae)
@@ -74,13 +76,15 @@ class BEARL(_TwinCriticTargets, ActorCriticUnlearning, _osrl.BEARL):
     held fixed (OSRL checkpoints do not store log_alpha; a fresh agent starts at 1).
     """
 
+    osrl_key = "bearl"
+
     def _target_actions(self, next_obs):
         actions, _ = self.actor_old(next_obs, False, True, False)
         return actions
 
-    def _policy_actions(self, obs):
-        actions, _ = self._actor_forward(obs, False, False)
-        return actions
+    def _policy_actions(self, obs, actor):
+        actions, _ = actor(obs, False, False)
+        return actions * self.max_action  # OSRL's _actor_forward, for any actor
 
     def _actor_regularizer(self, obs):
         with torch.no_grad():
@@ -109,6 +113,8 @@ class CPQ(ActorCriticUnlearning, _osrl.CPQ):
     from the target cost critic in OSRL, so it adds no gradient and is left out.
     """
 
+    osrl_key = "cpq"
+
     def _next_actions(self, next_obs):
         actions, _ = self._actor_forward(next_obs, False, True)
         return actions
@@ -132,6 +138,6 @@ class CPQ(ActorCriticUnlearning, _osrl.CPQ):
     def _policy_values(self, obs, actions):
         return self.critic.predict(obs, actions)[0], self.cost_critic.predict(obs, actions)[0]
 
-    def _policy_actions(self, obs):
-        actions, _ = self._actor_forward(obs, False, False)
-        return actions
+    def _policy_actions(self, obs, actor):
+        actions, _ = actor(obs, False, False)
+        return actions * self.max_action  # OSRL's _actor_forward, for any actor

@@ -9,6 +9,10 @@ its policy is behaviour cloning weighted by w(s, a) = relu(f'^-1(e_nu / alpha)).
    relative to the keep batch's) plus a cost-side term (how far chi says forget states sit below
    kappa + sigma, in [0, 1]);
 3. beta_f adapts from Delta = kappa + sigma - E_f[chi(s)].
+
+TrajDeleter on COptiDICE: with no Q critic, the reward advantage of a forget action is COptiDICE's
+own e_nu(s, a) through its weight w(s, a); so the forget weight is the reward-side term alone
+(plus lambda_c times the cost-side term for the cost-aware variant), at a fixed beta_f.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ dimension): lowering an unbounded log-probability further would only wreck the a
 
 class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
     """COptiDICE (OSRL's ``COptiDICE``) with Safe-RULE unlearning (see the module docstring)."""
+
+    osrl_key = "coptidice"
 
     def _unlearning_setup(self, config: SafeRuleConfig) -> float:
         self.unlearn_actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
@@ -96,7 +102,7 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
             chi_forget, _ = self.chi_network.predict(obs_f, None)
             reward_side = (w_forget / (w_keep.mean() + 1e-6)).clamp(max=10.0)
             cost_side = ((ctx.kappa + ctx.sigma - chi_forget) / (ctx.kappa + ctx.sigma)).clamp(0, 1)
-            forget_weight = reward_side + (cost_side if cfg.use_cost else 0.0)
+            forget_weight = reward_side + self._cost_side_weight(cfg) * cost_side
         obs_noise = torch.randn_like(obs_k) * self.observations_std * 0.1
         act_noise = torch.randn_like(act_k) * self.actions_std * 0.1
         _, _, keep_dist = self.actor(obs_k + obs_noise, False, True, True)
@@ -105,7 +111,7 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
         logp_forget = forget_dist.log_prob(act_f).sum(-1)  # as OSRL scores keep actions
         floor = FORGET_LOGP_FLOOR_PER_DIM * self.action_dim
         forget_loss = (forget_weight * F.softplus(logp_forget - floor)).mean()
-        loss = keep_loss + ctx.beta * forget_loss
+        loss = keep_loss if ctx.converging else keep_loss + ctx.beta * forget_loss
         self.unlearn_actor_optim.zero_grad()
         loss.backward()
         self.unlearn_actor_optim.step()
@@ -116,3 +122,14 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
             "unlearn/forget_qc": chi_forget.mean().item(),
         }
         return metrics, chi_forget
+
+    @staticmethod
+    def _cost_side_weight(config: SafeRuleConfig) -> float:
+        """Weight of the cost-side term of the forget weight, by method: Safe-RULE 1, reward-only
+        and plain TrajDeleter 0 (the reward advantage alone: the nu-weight of the forget
+        action), cost-aware TrajDeleter lambda_c."""
+        if config.forget_objective == "trajdeleter-cost":
+            return config.trajdeleter_cost_weight
+        if config.forget_objective == "trajdeleter" or not config.use_cost:
+            return 0.0
+        return 1.0

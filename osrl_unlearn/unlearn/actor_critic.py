@@ -19,6 +19,7 @@ from osrl_unlearn.losses import (
     cost_forget_loss,
     reward_forget_loss,
     reward_reference,
+    trajdeleter_forget_loss,
 )
 from osrl_unlearn.unlearn.config import SafeRuleConfig
 from osrl_unlearn.unlearn.loop import Batch, UnlearningContext, UnlearningMixin
@@ -64,8 +65,8 @@ class ActorCriticUnlearning(UnlearningMixin):
         """(Q_r, Q_c) as the agent's actor sees them (e.g. the minimum over twin heads)."""
         raise NotImplementedError
 
-    def _policy_actions(self, obs) -> torch.Tensor:
-        """a = pi(s) with gradient to the actor, by the agent's own action rule."""
+    def _policy_actions(self, obs, actor: nn.Module) -> torch.Tensor:
+        """a = actor(s) by the agent's own action rule (gradient flows to ``actor``)."""
         raise NotImplementedError
 
     def _actor_regularizer(self, obs) -> tuple[torch.Tensor, dict[str, float]]:
@@ -93,38 +94,37 @@ class ActorCriticUnlearning(UnlearningMixin):
         cfg = ctx.config
         obs_k, next_k, act_k, rew_k, cost_k, done_k = keep[:6]
         n = obs_k.shape[0]
-        # keep and forget states through the critics in one forward pass
-        obs = torch.cat([obs_k, forget[0]])
-        actions = torch.cat([act_k, forget[2]])
+        # keep and forget states through the critics in one pass (keep only when converging)
+        obs, actions = obs_k, act_k
+        if not ctx.converging:
+            obs, actions = torch.cat([obs_k, forget[0]]), torch.cat([act_k, forget[2]])
+        alpha_forget = 0.0 if ctx.converging else cfg.alpha_forget
         with torch.no_grad():
             y_r = self._reward_backup(next_k, rew_k, done_k)
         heads = self._reward_heads(obs, actions)
         keep_r = self.critic.loss(y_r, [h[:n] for h in heads])
         q_ref = reward_reference(y_r, cfg.q_ref_percentile)
-        forget_r = sum(reward_forget_loss(h[n:], q_ref) for h in heads)
-        loss = cfg.alpha_keep * keep_r + cfg.alpha_forget * forget_r
-        metrics = {
-            "unlearn/critic_keep_loss": keep_r.item(),
-            "unlearn/critic_forget_loss": forget_r.item(),
-            "unlearn/q_ref": q_ref.item(),
-            "unlearn/forget_q": torch.stack([h[n:] for h in heads]).mean().item(),
-        }
+        loss = cfg.alpha_keep * keep_r
+        metrics = {"unlearn/critic_keep_loss": keep_r.item(), "unlearn/q_ref": q_ref.item()}
+        if alpha_forget:
+            forget_r = sum(reward_forget_loss(h[n:], q_ref) for h in heads)
+            loss = loss + alpha_forget * forget_r
+            metrics["unlearn/critic_forget_loss"] = forget_r.item()
+            metrics["unlearn/forget_q"] = torch.stack([h[n:] for h in heads]).mean().item()
         if cfg.use_cost:
             with torch.no_grad():
                 y_c = self._cost_backup(next_k, cost_k, done_k)
             cost_heads = self._cost_heads(obs, actions)
             keep_c = self.cost_critic.loss(y_c, [h[:n] for h in cost_heads])
-            forget_c = sum(cost_forget_loss(h[n:], ctx.kappa, ctx.sigma) for h in cost_heads)
-            loss = loss + cfg.alpha_keep * keep_c + cfg.alpha_forget * forget_c
-            metrics.update(
-                {
-                    "unlearn/cost_critic_keep_loss": keep_c.item(),
-                    "unlearn/cost_critic_forget_loss": forget_c.item(),
-                    "unlearn/forget_qc_data": torch.stack([h[n:] for h in cost_heads])
-                    .mean()
-                    .item(),
-                }
-            )
+            loss = loss + cfg.alpha_keep * keep_c
+            metrics["unlearn/cost_critic_keep_loss"] = keep_c.item()
+            if alpha_forget:
+                forget_c = sum(cost_forget_loss(h[n:], ctx.kappa, ctx.sigma) for h in cost_heads)
+                loss = loss + alpha_forget * forget_c
+                metrics["unlearn/cost_critic_forget_loss"] = forget_c.item()
+                metrics["unlearn/forget_qc_data"] = (
+                    torch.stack([h[n:] for h in cost_heads]).mean().item()
+                )
         self.unlearn_critic_optim.zero_grad()
         loss.backward()
         self.unlearn_critic_optim.step()
@@ -138,18 +138,17 @@ class ActorCriticUnlearning(UnlearningMixin):
         n = obs_k.shape[0]
         obs = torch.cat([obs_k, forget[0]])
         with frozen(*self._frozen_during_actor_step()):
-            actions = self._policy_actions(obs)
+            actions = self._policy_actions(obs, self.actor)
             q, qc = self._policy_values(obs, actions)
             if cfg.use_cost:
                 keep_loss = actor_keep_loss(q[:n], qc[:n], ctx.kappa)
-                forget_loss = actor_forget_loss(
-                    q[n:], qc[n:], ctx.kappa, ctx.sigma, cfg.actor_forget_variant
-                )
-            else:  # reward-only: maximise Q_r on keep states, suppress it on forget states
+            else:  # reward-only: maximise Q_r on keep states
                 keep_loss = -q[:n].mean()
-                forget_loss = q[n:].mean()
+            forget_loss = self._actor_forget_term(obs[n:], q[n:], qc[n:], ctx)
             regularizer, reg_metrics = self._actor_regularizer(obs_k)
-            loss = keep_loss + regularizer + ctx.beta * forget_loss
+            loss = keep_loss + regularizer
+            if not ctx.converging:
+                loss = loss + ctx.beta * forget_loss
             self.unlearn_actor_optim.zero_grad()
             loss.backward()
             self.unlearn_actor_optim.step()
@@ -161,3 +160,20 @@ class ActorCriticUnlearning(UnlearningMixin):
             **reg_metrics,
         }
         return metrics, qc[n:].detach()
+
+    def _actor_forget_term(
+        self, obs_f: torch.Tensor, q: torch.Tensor, qc: torch.Tensor, ctx: UnlearningContext
+    ) -> torch.Tensor:
+        """The forget objective at a = pi(s) on forget states, by ``config.forget_objective``."""
+        cfg = ctx.config
+        if cfg.forget_objective == "safe-rule":
+            if not cfg.use_cost:  # reward-only: suppress Q_r on forget states
+                return q.mean()
+            return actor_forget_loss(q, qc, ctx.kappa, ctx.sigma, cfg.actor_forget_variant)
+        # TrajDeleter: advantages over the policy being repaired, pi_0 (a frozen copy)
+        with torch.no_grad():
+            v, vc = self._policy_values(obs_f, self._policy_actions(obs_f, ctx.reference_actor))
+        cost_advantage = qc - vc if cfg.forget_objective == "trajdeleter-cost" else None
+        return trajdeleter_forget_loss(
+            q - v, cost_advantage, cfg.trajdeleter_cost_weight, ctx.sigma
+        )

@@ -10,9 +10,15 @@ Per step, with a keep batch B_k and a forget batch B_f:
 
 kappa is the agent's own cost threshold in Q-space (OSRL's ``qc_thres``), sigma a margin in the same
 units. Defaults follow the paper's Table 7; the two readings the paper leaves open are switches.
+
+The same settings drive the baselines of :mod:`.methods` (reward-only, TrajDeleter, fine-tune,
+retrain): each is Safe-RULE's loop with some terms switched off or replaced.
 """
 
 from dataclasses import dataclass
+from typing import Optional
+
+FORGET_OBJECTIVES = ("safe-rule", "trajdeleter", "trajdeleter-cost")
 
 
 @dataclass
@@ -49,6 +55,18 @@ class SafeRuleConfig:
     """Adam learning rate of the actor (optimizers are rebuilt: OSRL checkpoints hold none)."""
     critic_lr: float = 1e-4
     """Adam learning rate of the reward and cost critics."""
+    forget_objective: str = "safe-rule"
+    """The actor's forget term: 'safe-rule', 'trajdeleter' (suppress the reward advantage
+    A_r = Q_r(s, pi(s)) - Q_r(s, pi_0(s)) over the policy pi_0 being repaired) or
+    'trajdeleter-cost' (plus lambda_c softplus(sigma - A_c))."""
+    trajdeleter_cost_weight: float = 1.0
+    """lambda_c of the cost-aware TrajDeleter forget term."""
+    convergence_fraction: float = 0.0
+    """Share of the steps, at the end, spent on keep data only (TrajDeleter's convergence
+    phase); 0 for Safe-RULE."""
+    training_lr: Optional[float] = None
+    """Learning rate of every optimizer for 'finetune' / 'retrain' (OSRL's trainer); None keeps
+    OSRL's defaults. Use the rate the agent was trained with."""
 
     def __post_init__(self) -> None:
         from osrl_unlearn.errors import ConfigError
@@ -60,6 +78,15 @@ class SafeRuleConfig:
         if not 0 < self.beta_min <= self.beta_max:
             raise ConfigError(
                 f"need 0 < beta_min <= beta_max, got {self.beta_min}, {self.beta_max}"
+            )
+        if self.forget_objective not in FORGET_OBJECTIVES:
+            raise ConfigError(
+                f"forget_objective must be one of {', '.join(FORGET_OBJECTIVES)}, "
+                f"got {self.forget_objective!r}"
+            )
+        if not 0 <= self.convergence_fraction < 1:
+            raise ConfigError(
+                f"convergence_fraction must lie in [0, 1), got {self.convergence_fraction}"
             )
         if self.actor_forget_variant not in ("published", "safe"):
             raise ConfigError(

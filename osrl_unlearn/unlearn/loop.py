@@ -9,10 +9,15 @@ weight beta_f and records every metric. Agents implement:
 - ``_critic_unlearning_step(keep, forget, ctx)`` -> metrics;
 - ``_actor_unlearning_step(keep, forget, ctx)`` -> (metrics, forget-set cost values Q_c(s, pi(s)));
 - ``_sync_targets()``.
+
+``method`` picks Safe-RULE or a baseline (:mod:`.methods`); ``finetune`` and ``retrain`` run OSRL's
+own training step instead (:mod:`.retraining`). Every method returns the same history, with its
+wall time and step count.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +29,7 @@ from tqdm.auto import tqdm
 from osrl_unlearn.errors import UserError
 from osrl_unlearn.losses import forgetting_gap, update_forget_weight
 from osrl_unlearn.unlearn.config import SafeRuleConfig
+from osrl_unlearn.unlearn.methods import TRAINING_METHODS, method_config
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -45,6 +51,10 @@ class UnlearningContext:
     sigma: float
     beta: float
     step: int = 0
+    converging: bool = False
+    """True in the convergence phase: keep data only, no forget terms."""
+    reference_actor: Any = None
+    """A frozen copy of the actor being repaired (TrajDeleter's advantage baseline pi_0)."""
 
 
 @dataclass
@@ -57,6 +67,7 @@ class UnlearningHistory:
     kappa: float = 0.0
     sigma: float = 0.0
     stopped_early: bool = False
+    method: str = "safe-rule"
 
     def series(self, key: str) -> list[float]:
         """One metric over the steps, e.g. ``history.series("unlearn/forget_qc")``."""
@@ -92,13 +103,20 @@ def draw_batches(loader: Any, count: int, name: str) -> Iterator[Batch]:
 class UnlearningMixin:
     """Adds ``unlearn(keep_loader, forget_loader, ...)`` to an OSRL agent (an ``nn.Module``)."""
 
-    unlearning_config_class: type = SafeRuleConfig
+    osrl_key: str = ""
+    """The agent's name in OSRL's scripts and trainers (``bcql``, ...)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # kept so that ``retrain`` can build a fresh agent of the same architecture
+        self._init_arguments = (args, dict(kwargs))
 
     def unlearn(
         self,
         keep_loader: Any,
-        forget_loader: Any,
+        forget_loader: Any = None,
         *,
+        method: str = "safe-rule",
         config: SafeRuleConfig | None = None,
         steps: int | None = None,
         logger: Logger | None = None,
@@ -110,37 +128,55 @@ class UnlearningMixin:
         Args:
             keep_loader: clean data: a :class:`~osrl_unlearn.data.BatchSampler` or an iterable of
                 batches in the agent's OSRL layout.
-            forget_loader: the injected (poisoned) data, same form.
-            config: hyper-parameters; defaults to the paper's.
+            forget_loader: the injected (poisoned) data, same form (unused, and may be None, for
+                ``finetune`` and ``retrain``).
+            method: ``safe-rule`` (default), ``reward-only``, ``trajdeleter``,
+                ``trajdeleter-cost``, ``finetune`` or ``retrain`` (see :mod:`.methods`).
+            config: hyper-parameters; defaults to the method's. With a config, the method
+                still sets what defines it (e.g. reward-only's ``use_cost=False``).
             steps: overrides ``config.steps``.
             logger: anything with ``store(**metrics)`` (fsrl's loggers qualify).
             callback: called as ``callback(step, metrics)`` after every step; returning True stops.
             show_progress: show a tqdm bar with the latest losses.
 
         Returns:
-            The per-step history of losses, forget weight and forgetting gap.
+            The per-step history of losses, forget weight and forgetting gap, its wall time and
+            step count.
         """
-        config = config or self.unlearning_config_class()
+        config = method_config(method, config)
         steps = config.steps if steps is None else steps
         if steps <= 0:
             raise UnlearningError(f"steps must be positive, got {steps}")
+        if method in TRAINING_METHODS:
+            from osrl_unlearn.unlearn.retraining import train_on_keep
+
+            return train_on_keep(
+                self, keep_loader, steps, method=method, learning_rate=config.training_lr,
+                logger=logger, callback=callback, show_progress=show_progress,
+            )  # fmt: skip
+        if forget_loader is None:
+            raise UnlearningError(f"method {method!r} needs a forget loader (the poisoned data).")
         keep_batches = draw_batches(keep_loader, steps, "keep")
         forget_batches = draw_batches(forget_loader, steps, "forget")
         kappa = self._unlearning_setup(config)
         ctx = UnlearningContext(
             config=config, kappa=kappa, sigma=config.sigma_fraction * kappa, beta=config.beta_init
         )
-        history = UnlearningHistory(kappa=kappa, sigma=ctx.sigma)
+        if config.forget_objective != "safe-rule":
+            ctx.reference_actor = copy.deepcopy(self.actor).eval().requires_grad_(False)
+        forgetting_steps = steps - round(config.convergence_fraction * steps)
+        history = UnlearningHistory(kappa=kappa, sigma=ctx.sigma, method=method)
         started = time.perf_counter()
-        bar = tqdm(total=steps, desc="unlearning", disable=not show_progress, dynamic_ncols=True)
+        bar = tqdm(total=steps, desc=method, disable=not show_progress, dynamic_ncols=True)
         self.train()
         try:
             for step, (keep, forget) in enumerate(zip(keep_batches, forget_batches, strict=False)):
                 ctx.step = step
+                ctx.converging = step >= forgetting_steps
                 self._check_batch(keep, "keep")
                 self._check_batch(forget, "forget")
                 metrics: dict[str, float] = {}
-                if config.critic_unlearning:
+                if config.critic_unlearning or ctx.converging:
                     metrics.update(self._critic_unlearning_step(keep, forget, ctx))
                 actor_metrics, forget_qc = self._actor_unlearning_step(keep, forget, ctx)
                 metrics.update(actor_metrics)
@@ -148,7 +184,7 @@ class UnlearningMixin:
                 gap = forgetting_gap(forget_qc, ctx.kappa, ctx.sigma)
                 metrics["unlearn/forgetting_gap"] = gap
                 metrics["unlearn/beta_f"] = ctx.beta
-                if config.adaptive_beta:
+                if config.adaptive_beta and not ctx.converging:
                     ctx.beta = update_forget_weight(
                         ctx.beta, gap, config.beta_rate, config.beta_min, config.beta_max
                     )

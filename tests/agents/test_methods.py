@@ -1,0 +1,136 @@
+"""Every repair method through the shared harness, and what makes each one what it is."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from osrl_unlearn import SafeRuleConfig
+from osrl_unlearn.agents.checkpoint import build_agent
+from osrl_unlearn.errors import ConfigError
+from osrl_unlearn.training import osrl_trainer
+from osrl_unlearn.unlearn import UnlearningError
+from osrl_unlearn.unlearn.methods import METHODS, ablation_config, method_config
+from tests.agents.conftest import TINY_CONFIG, make_agent, samplers
+from tests.agents.test_unlearning import critic_modules, parameters
+
+FAST = SafeRuleConfig(steps=6, actor_lr=1e-3, critic_lr=1e-3)
+
+
+def module_params(agent, module):
+    prefix = next(n for n, m in agent.named_children() if m is module)
+    state = agent.state_dict()
+    return {k: state[k].clone() for k in state if k.startswith(prefix + ".")}
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_runs_records_time_and_changes_the_actor(agent_name, method, split_data):
+    agent = make_agent(agent_name)
+    before = parameters(agent)
+    keep, forget = samplers(agent_name, split_data)
+    history = agent.unlearn(keep, forget, method=method, config=FAST, show_progress=False)
+    assert history.method == method
+    assert history.steps == 6 and len(history.metrics) == 6 and keep.batches_drawn == 6
+    assert history.wall_seconds > 0
+    assert all(np.isfinite(v) for m in history.metrics for v in m.values())
+    after = agent.state_dict()
+    assert after.keys() == before.keys()  # nothing of the method leaks into the checkpoint
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("actor."))
+
+
+def test_reward_only_leaves_the_cost_critic_alone(split_data):
+    agent = make_agent("bcql")
+    before = module_params(agent, agent.cost_critic)
+    keep, forget = samplers("bcql", split_data)
+    history = agent.unlearn(keep, forget, method="reward-only", config=FAST, show_progress=False)
+    assert same(before, module_params(agent, agent.cost_critic))
+    assert "unlearn/cost_critic_keep_loss" not in history.last()
+
+
+@pytest.mark.parametrize("name", ["bcql", "bearl", "cpq"])
+def test_trajdeleter_freezes_critics_while_forgetting_then_converges_on_keep(name, split_data):
+    keep, forget = samplers(name, split_data)
+    agent = make_agent(name)
+    before = [parameters(m) for m in critic_modules(agent, name)]
+    forgetting_only = SafeRuleConfig(steps=4, actor_lr=1e-3, critic_unlearning=False)
+    agent.unlearn(keep, forget, method="trajdeleter", config=forgetting_only, show_progress=False)
+    assert all(
+        same(b, parameters(m)) for b, m in zip(before, critic_modules(agent, name), strict=False)
+    )
+
+    agent = make_agent(name)
+    keep, forget = samplers(name, split_data)
+    config = method_config("trajdeleter-cost", None)  # its defaults: fixed beta 1, half converging
+    history = agent.unlearn(keep, forget, method="trajdeleter-cost", config=config, steps=6,
+                            show_progress=False)  # fmt: skip
+    assert history.series("unlearn/beta_f") == [1.0] * 6
+    assert all("unlearn/critic_keep_loss" in m for m in history.metrics[3:])
+    assert not any("unlearn/critic_keep_loss" in m for m in history.metrics[:3])
+    assert not any("unlearn/critic_forget_loss" in m for m in history.metrics)
+    assert not all(
+        same(b, parameters(m)) for b, m in zip(before, critic_modules(agent, name), strict=False)
+    )
+
+
+def test_finetune_is_osrl_training_on_keep_data(agent_name, split_data):
+    agent = make_agent(agent_name)
+    reference = copy.deepcopy(agent)
+    keep, _ = samplers(agent_name, split_data)
+    torch.manual_seed(3)
+    agent.unlearn(keep, None, method="finetune", steps=4, show_progress=False)
+
+    keep_again, _ = samplers(agent_name, split_data)
+    torch.manual_seed(3)
+    trainer = osrl_trainer(agent_name, reference)
+    reference.train()
+    for batch in keep_again.batches(4):
+        trainer.train_one_step(batch) if agent_name == "coptidice" else trainer.train_one_step(
+            *batch
+        )
+    assert same(parameters(agent), parameters(reference))
+
+
+def test_retrain_equals_a_fresh_agent_trained_on_keep_data(agent_name, split_data):
+    agent = make_agent(agent_name, seed=1)
+    keep, _ = samplers(agent_name, split_data)
+    torch.manual_seed(5)
+    history = agent.unlearn(keep, None, method="retrain", steps=4, show_progress=False)
+    assert history.steps == 4
+
+    keep_again, _ = samplers(agent_name, split_data)
+    torch.manual_seed(5)
+    fresh = build_agent(agent_name, TINY_CONFIG)
+    trainer = osrl_trainer(agent_name, fresh)
+    fresh.train()
+    for batch in keep_again.batches(4):
+        trainer.train_one_step(batch) if agent_name == "coptidice" else trainer.train_one_step(
+            *batch
+        )
+    assert same(parameters(agent), parameters(fresh))
+
+
+def test_unknown_method_and_missing_forget_loader_are_refused(split_data):
+    agent = make_agent("cpq")
+    keep, forget = samplers("cpq", split_data)
+    with pytest.raises(ConfigError, match="unknown method 'retrian'"):
+        agent.unlearn(keep, forget, method="retrian", show_progress=False)
+    with pytest.raises(UnlearningError, match="needs a forget loader"):
+        agent.unlearn(keep, None, steps=2, show_progress=False)
+    with pytest.raises(ConfigError, match="unknown ablation"):
+        ablation_config("no-beta")
+
+
+def test_a_users_config_keeps_its_settings_and_gets_the_methods_definition():
+    mine = SafeRuleConfig(actor_lr=3e-4, critic_unlearning=True)
+    config = method_config("reward-only", mine)
+    assert config.use_cost is False and config.actor_lr == 3e-4
+    traj = method_config("trajdeleter", mine)
+    assert traj.forget_objective == "trajdeleter" and traj.critic_unlearning is True
+    assert method_config("trajdeleter").critic_unlearning is False  # its own defaults
+    assert ablation_config("fixed-beta").adaptive_beta is False
+    assert ablation_config("q-ref-0").q_ref_percentile == 0.0
