@@ -5,10 +5,14 @@ Every subcommand takes its options as flags (``--task OfflineCarCircle-v0``, nes
 with a one-line error and exit code 2, not a traceback.
 """
 
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import List, Optional
 
 import pyrallis
 
@@ -31,6 +35,81 @@ class DemoConfig:
     """A tiny profile that finishes in about a minute (for tests), with a poor dataset."""
     show_progress: bool = True
     """Show progress bars."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of ``osrl-unlearn train``: an OSRL agent trained by OSRL's own trainer, written
+    as an OSRL run folder (config.yaml + checkpoint/model.pt) that OSRL's eval scripts load."""
+
+    dataset: str = ""
+    """DSRL .hdf5 file to train on (clean, poisoned, or any dsrl file)."""
+    agent: str = "bcql"
+    """bcql, bearl, cpq or coptidice."""
+    profile: str = "cpu"
+    """cpu (sized for this kind of machine), osrl (OSRL's defaults) or quick (tests)."""
+    keep_only: bool = False
+    """Train on the file's clean rows only (its poison_mask): the 'retrain' reference."""
+    steps: Optional[int] = None
+    """Training steps (default: the profile's)."""
+    hidden: Optional[List[int]] = None
+    """Actor and critic hidden sizes (default: the profile's)."""
+    batch_size: Optional[int] = None
+    """Batch size (default: the profile's)."""
+    cost_limit: float = 10.0
+    """Episode cost limit the agent is trained for."""
+    learning_rate: float = 1e-3
+    """Learning rate of every optimizer."""
+    seed: int = 0
+    """Seed of initialisation, batches and evaluation."""
+    out: str = "runs"
+    """Folder the run folder is written into."""
+    name: Optional[str] = None
+    """Run folder name (default: <agent>-<profile>[-keep]-seed<seed>)."""
+    eval_episodes: int = 20
+    """Episodes to evaluate the trained policy on afterwards (0: skip)."""
+    force: bool = False
+    """Replace an existing run folder of the same name."""
+    show_progress: bool = True
+    """Show progress bars."""
+
+
+def run_train(cfg: TrainConfig) -> int:
+    from osrl_unlearn.data import read_hdf5
+    from osrl_unlearn.errors import ConfigError
+    from osrl_unlearn.evaluation import evaluate
+    from osrl_unlearn.training import profile_settings, train_agent
+
+    if not cfg.dataset:
+        raise ConfigError("no dataset: pass --dataset path/to/file.hdf5")
+    data = read_hdf5(cfg.dataset)
+    if cfg.keep_only:
+        data = data.split()[0]
+    settings = profile_settings(
+        cfg.profile, agent=cfg.agent, steps=cfg.steps, hidden=cfg.hidden,
+        batch_size=cfg.batch_size, cost_limit=cfg.cost_limit, seed=cfg.seed,
+        learning_rate=cfg.learning_rate,
+    )  # fmt: skip
+    name = cfg.name or f"{cfg.agent}-{cfg.profile}{'-keep' if cfg.keep_only else ''}-seed{cfg.seed}"
+    target = Path(cfg.out) / name
+    if target.exists() and not cfg.force:
+        raise FileExistsError(f"{target} exists; pass --force to replace it or --name another.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:  # train into a hidden folder, then rename: no half-written run folder is left behind
+        model, run_dir = train_agent(data, settings, staging, name, cfg.show_progress)
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(run_dir, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"trained {cfg.agent} ({cfg.profile} profile, {settings.steps} steps) on "
+          f"{len(data)} transitions -> {target}")  # fmt: skip
+    if cfg.eval_episodes > 0:
+        result = evaluate(model, data.task, cfg.eval_episodes, seed=cfg.seed + 10_000,
+                          cost_limit=cfg.cost_limit, show_progress=cfg.show_progress)  # fmt: skip
+        print(f"  evaluation: {result.format()}")
+    return 0
 
 
 def run_make_dataset(cfg) -> int:
@@ -99,6 +178,11 @@ def _commands() -> dict[str, Command]:
             PoisonConfig,
             run_poison,
             "inject an attacker's relabelled trajectories into a clean dataset (max-cost, ...)",
+        ),
+        "train": Command(
+            TrainConfig,
+            run_train,
+            "train an OSRL agent with OSRL's trainer into an OSRL run folder (or the keep set only)",
         ),
         "demo": Command(DemoConfig, run_demo, "the main job (see the README)"),
     }

@@ -178,7 +178,9 @@ def evaluate(
     finally:
         bar.close()
         envs.close()
-    normalized = [spec.normalized_score(r, c, cost_limit) for r, c in zip(rewards, costs, strict=True)]
+    normalized = [
+        spec.normalized_score(r, c, cost_limit) for r, c in zip(rewards, costs, strict=True)
+    ]
     return EvalResult(
         task=task,
         rewards=rewards,

@@ -6,6 +6,7 @@ logger saves ``config.yaml`` and ``checkpoint/model.pt`` holding ``{"model_state
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,28 @@ class TrainSettings:
     cost_limit: float = 10.0
     seed: int = 0
     learning_rate: float = 1e-3
+    vae_hidden: int = 0
+    """VAE hidden size of BCQ-Lag / BEAR-Lag / CPQ; 0 means max(hidden)."""
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "osrl": {"hidden": [256, 256], "vae_hidden": 750, "batch_size": 512, "steps": 100_000},
+    "cpu": {"hidden": [128, 128], "batch_size": 512, "steps": 20_000},
+    "quick": {"hidden": [32, 32], "batch_size": 128, "steps": 300},
+}
+"""Training profiles: ``osrl`` is OSRL's defaults (hours on this CPU); ``cpu`` is the profile
+chosen by measuring what policy each size gives here (``benchmarks/profiles.py``, see the
+README); ``quick`` is for tests and smoke runs (not a usable policy)."""
+
+
+def profile_settings(profile: str, **overrides: Any) -> TrainSettings:
+    """TrainSettings of a named profile, with ``overrides`` (None values ignored) on top."""
+    from osrl_unlearn.errors import ConfigError
+
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    values = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainSettings(**values)
 
 
 def training_config(data: OfflineDataset, settings: TrainSettings) -> dict[str, Any]:
@@ -44,7 +67,7 @@ def training_config(data: OfflineDataset, settings: TrainSettings) -> dict[str, 
         "seed": settings.seed,
         "a_hidden_sizes": settings.hidden,
         "c_hidden_sizes": settings.hidden,
-        "vae_hidden_sizes": max(settings.hidden),
+        "vae_hidden_sizes": settings.vae_hidden or max(settings.hidden),
         "sample_action_num": 10,
         "cost_limit": settings.cost_limit,
         "episode_len": task.episode_len,
@@ -80,8 +103,12 @@ def train_agent(
     run_parent: str | Path | None = None,
     run_name: str = "run",
     show_progress: bool = True,
+    callback: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> tuple[torch.nn.Module, Path | None]:
-    """Trains ``settings.agent`` on ``data`` with OSRL's trainer; writes a run folder if asked."""
+    """Trains ``settings.agent`` on ``data`` with OSRL's trainer; writes a run folder if asked.
+
+    ``callback(steps_done, model)`` runs after every step (e.g. to evaluate at milestones).
+    """
     import_fsrl()
     from fsrl.utils import BaseLogger, DummyLogger
 
@@ -103,13 +130,18 @@ def train_agent(
         data, settings.batch_size, layout=layout_for(settings.agent), seed=settings.seed
     )
     single_batch = settings.agent == "coptidice"  # COptiDICE's trainer takes the whole tuple
-    for batch in tqdm(
-        sampler.batches(settings.steps),
-        total=settings.steps,
-        desc=f"training {settings.agent} (OSRL)",
-        disable=not show_progress,
+    for step, batch in enumerate(
+        tqdm(
+            sampler.batches(settings.steps),
+            total=settings.steps,
+            desc=f"training {settings.agent} (OSRL)",
+            disable=not show_progress,
+        )
     ):
         trainer.train_one_step(batch) if single_batch else trainer.train_one_step(*batch)
+        if callback is not None:
+            callback(step + 1, model)
+            model.train()
     model.eval()
     if run_parent is None:
         return model, None
