@@ -147,3 +147,49 @@ def train_agent(
         return model, None
     logger.save_checkpoint()
     return model, Path(logger.log_dir)
+
+
+def cached_run(
+    data: OfflineDataset,
+    settings: TrainSettings,
+    cache: str | Path | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """The OSRL run folder of ``settings`` trained on ``data``, trained once and then reused.
+
+    Keyed by the data's content hash and every training setting, under ``<cache>/agents``; the
+    training wall time is kept in the run's ``training.json``.
+    """
+    import json
+    import os
+    import shutil
+    import tempfile
+    import time
+    from dataclasses import asdict
+
+    from osrl_unlearn.cache import cache_dir
+
+    key = {"data": data.content_hash(), **asdict(settings)}
+    folder = cache_dir("agents", data.task, key, cache)
+    run = folder / "run"
+    if (run / "checkpoint" / "model.pt").is_file():
+        return run
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".train.", dir=folder))
+    try:
+        started = time.perf_counter()
+        _, run_dir = train_agent(data, settings, staging, "run", show_progress)
+        record = {"wall_seconds": time.perf_counter() - started, "steps": settings.steps}
+        (run_dir / "training.json").write_text(json.dumps(record))
+        os.rename(run_dir, run)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return run
+
+
+def training_seconds(run: Path) -> float | None:
+    """Wall time recorded by :func:`cached_run` for a run folder (None if not recorded)."""
+    import json
+
+    path = Path(run) / "training.json"
+    return json.loads(path.read_text())["wall_seconds"] if path.is_file() else None
