@@ -61,6 +61,9 @@ class DefencesConfig:
     """Keep and forget batch size of the repairs."""
     eval_episodes: int = 20
     """Evaluation episodes per policy."""
+    milestones: List[int] = field(default_factory=lambda: [5000, 10000, 15000])
+    """Training steps at which the clean and poisoned agents are evaluated too, when they are
+    trained (not when cached): how policy quality grows with the profile's steps."""
     seed: int = 0
     """Seed of training, repairs and evaluation."""
     threads: int = 2
@@ -78,19 +81,25 @@ def main(cfg: DefencesConfig) -> None:
                                 cost_limit=cfg.cost_limit, seed=cfg.seed)  # fmt: skip
     rows = []
 
-    def record(policy, label, seconds=None, steps=None):
+    def record(policy, label, seconds=None, steps=None, in_table=True):
         result = evaluate(policy, clean.task, cfg.eval_episodes, seed=cfg.seed + 10_000,
                           cost_limit=cfg.cost_limit, show_progress=False)  # fmt: skip
         row = {"policy": label, "agent": cfg.agent, "wall_seconds": seconds, "steps": steps,
                **result.summary(), "settings": asdict(settings)}  # fmt: skip
-        rows.append(row)
+        if in_table:
+            rows.append(row)
         print(f"{label:28s} {result.format()}" + (f", {seconds:.0f} s" if seconds else ""),
               flush=True)  # fmt: skip
         with Path(cfg.out).open("a") as f:
             f.write(json.dumps(row) + "\n")
 
     for label, data in (("clean", clean), ("poisoned", poisoned)):
-        run = cached_run(data, settings, cfg.dataset.cache)
+
+        def milestone(step, model, label=label):
+            if step in cfg.milestones:
+                record(model, f"{label} @ {step} steps", steps=step, in_table=False)
+
+        run = cached_run(data, settings, cfg.dataset.cache, callback=milestone)
         record(load_agent(run), label, training_seconds(run), settings.steps)
     poisoned_run = cached_run(poisoned, settings, cfg.dataset.cache)
 
@@ -115,7 +124,7 @@ def main(cfg: DefencesConfig) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         safe = "yes" if r["eval/normalized_cost"] <= 1 else "no"
-        wall = f"{r['wall_seconds']:.0f} s" if r["wall_seconds"] else ""
+        wall = f"{r['wall_seconds']:.1f} s" if r["wall_seconds"] else ""
         print(f"| {r['policy']} | {r['eval/normalized_reward']:.2f} ± "
               f"{r['eval/normalized_reward_std']:.2f} | {r['eval/normalized_cost']:.2f} ± "
               f"{r['eval/normalized_cost_std']:.2f} | {r['eval/reward']:.1f} | {r['eval/cost']:.1f} "
