@@ -10,13 +10,14 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
 import pyrallis
 
 from osrl_unlearn.errors import UserError
+from osrl_unlearn.unlearn.config import SafeRuleConfig
 
 USER_ERRORS = (UserError, FileExistsError)
 
@@ -112,6 +113,120 @@ def run_train(cfg: TrainConfig) -> int:
     return 0
 
 
+@dataclass
+class UnlearnConfig:
+    """Settings of ``osrl-unlearn unlearn``: repair an OSRL run folder trained on poisoned data."""
+
+    run: str = ""
+    """The OSRL run folder to repair (config.yaml + checkpoint/model.pt); only read."""
+    dataset: str = ""
+    """The poisoned DSRL file it was trained on; its poison_mask names the rows to forget."""
+    method: str = "safe-rule"
+    """safe-rule, reward-only, trajdeleter, trajdeleter-cost, finetune or retrain."""
+    steps: Optional[int] = None
+    """Steps (default: the method's, 5000)."""
+    batch_size: Optional[int] = None
+    """Keep and forget batch size (default: the run's training batch size)."""
+    out: Optional[str] = None
+    """Where the repaired run folder goes (default: <run>-<method>)."""
+    seed: int = 0
+    """Seed of the batches and of torch."""
+    eval_episodes: int = 20
+    """Episodes to evaluate the repaired policy on afterwards (0: skip)."""
+    force: bool = False
+    """Replace an existing --out folder."""
+    show_progress: bool = True
+    """Show progress bars."""
+    unlearning: SafeRuleConfig = field(default_factory=SafeRuleConfig)
+    """Method settings; the ones you leave at their defaults take the method's own."""
+
+
+@dataclass
+class EvaluateConfig:
+    """Settings of ``osrl-unlearn evaluate``: roll a run's policy out in the real environment."""
+
+    run: str = ""
+    """An OSRL run folder (ours or OSRL's own)."""
+    episodes: int = 20
+    """Episodes (episode i starts from seed + i)."""
+    seed: int = 10_000
+    """First episode seed."""
+    cost_limit: Optional[float] = None
+    """Cost limit to normalise by (default: the run's cost_limit)."""
+    num_envs: int = 10
+    """Envs stepped in lockstep (results depend on it: keep it fixed when comparing)."""
+    backend: str = "sync"
+    """sync (one process) or async (envs in worker processes)."""
+    out: Optional[str] = None
+    """Write the per-episode results to this JSON file."""
+    show_progress: bool = True
+    """Show a progress bar."""
+
+
+def run_unlearn(cfg: UnlearnConfig) -> int:
+    from osrl_unlearn.agents.checkpoint import read_config
+    from osrl_unlearn.errors import ConfigError
+    from osrl_unlearn.evaluation import evaluate
+    from osrl_unlearn.repair import repair_run
+
+    if not cfg.run or not cfg.dataset:
+        raise ConfigError("pass the run to repair and its poisoned data: --run DIR --dataset FILE")
+    out = cfg.out or f"{cfg.run.rstrip('/')}-{cfg.method}"
+    result = repair_run(
+        cfg.run, cfg.dataset, out, method=cfg.method, config=user_settings(cfg.method, cfg.unlearning),
+        steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed, replace=cfg.force,
+        show_progress=cfg.show_progress,
+    )  # fmt: skip
+    history = result.history
+    print(
+        f"{cfg.method}: {history.steps} steps in {history.wall_seconds:.1f} s -> {result.run_dir}"
+    )
+    if cfg.eval_episodes > 0:
+        run_config = read_config(cfg.run)
+        evaluation = evaluate(result.agent, run_config["task"], cfg.eval_episodes,
+                              seed=cfg.seed + 10_000, cost_limit=run_config.get("cost_limit", 10),
+                              show_progress=cfg.show_progress)  # fmt: skip
+        print(f"  evaluation: {evaluation.format()}")
+    return 0
+
+
+def user_settings(method: str, given: SafeRuleConfig) -> SafeRuleConfig:
+    """The method's own settings, with every field the user changed from the defaults on top."""
+    from dataclasses import asdict, replace
+
+    from osrl_unlearn.unlearn.methods import method_config
+
+    defaults = asdict(SafeRuleConfig())
+    changed = {k: v for k, v in asdict(given).items() if v != defaults[k]}
+    return replace(method_config(method), **changed)
+
+
+def run_evaluate(cfg: EvaluateConfig) -> int:
+    import json
+
+    from osrl_unlearn.agents.checkpoint import load_agent, read_config
+    from osrl_unlearn.errors import ConfigError
+    from osrl_unlearn.evaluation import evaluate
+    from osrl_unlearn.io import atomic_path
+
+    if not cfg.run:
+        raise ConfigError("pass the run folder to evaluate: --run DIR")
+    run_config = read_config(cfg.run)
+    cost_limit = cfg.cost_limit if cfg.cost_limit is not None else run_config.get("cost_limit", 10)
+    result = evaluate(load_agent(cfg.run), run_config["task"], cfg.episodes, seed=cfg.seed,
+                      cost_limit=cost_limit, num_envs=cfg.num_envs, backend=cfg.backend,
+                      show_progress=cfg.show_progress)  # fmt: skip
+    print(f"{cfg.run}: {result.format()} ({'safe' if result.is_safe() else 'unsafe'} at cost "
+          f"limit {cost_limit:g}, {result.wall_seconds:.1f} s)")  # fmt: skip
+    if cfg.out:
+        payload = {"run": cfg.run, "task": result.task, "cost_limit": cost_limit,
+                   "seed": cfg.seed, "num_envs": result.num_envs, **result.summary(),
+                   "rewards": result.rewards.tolist(), "costs": result.costs.tolist()}  # fmt: skip
+        with atomic_path(Path(cfg.out)) as tmp:
+            Path(tmp).write_text(json.dumps(payload, indent=1))
+    return 0
+
+
 def run_make_dataset(cfg) -> int:
     from osrl_unlearn.generate.make_dataset import format_summary, make_dataset
 
@@ -183,6 +298,16 @@ def _commands() -> dict[str, Command]:
             TrainConfig,
             run_train,
             "train an OSRL agent with OSRL's trainer into an OSRL run folder (or the keep set only)",
+        ),
+        "unlearn": Command(
+            UnlearnConfig,
+            run_unlearn,
+            "repair a run trained on poisoned data (--method safe-rule, finetune, retrain, ...)",
+        ),
+        "evaluate": Command(
+            EvaluateConfig,
+            run_evaluate,
+            "roll a run's policy out in the real environment: reward and cost, normalised",
         ),
         "demo": Command(DemoConfig, run_demo, "the main job (see the README)"),
     }

@@ -132,16 +132,23 @@ def save_run(
     run_dir: str | os.PathLike,
     config: dict[str, Any],
     metadata: dict[str, Any] | None = None,
+    files: dict[str, str] | None = None,
+    *,
+    replace: bool = False,
 ) -> Path:
     """Writes an OSRL run folder (``config.yaml``, ``checkpoint/model.pt``) plus
-    ``unlearning.json``, all at once: built in a temporary folder, then renamed.
+    ``unlearning.json`` and any extra text ``files``, all at once: built in a temporary folder,
+    then renamed.
 
     Raises:
-        FileExistsError: ``run_dir`` exists (an input run is never overwritten).
+        FileExistsError: ``run_dir`` exists and ``replace`` is False (an input run is never
+            overwritten unless asked).
     """
     run_dir = Path(run_dir)
-    if run_dir.exists():
-        raise FileExistsError(f"{run_dir} exists; write the new run to another folder.")
+    if run_dir.exists() and not replace:
+        raise FileExistsError(
+            f"{run_dir} exists; write the new run to another folder (or pass --force)."
+        )
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
     try:
@@ -150,6 +157,10 @@ def save_run(
         torch.save({"model_state": model.state_dict()}, tmp / "checkpoint" / "model.pt")
         if metadata is not None:
             (tmp / "unlearning.json").write_text(json.dumps(_plain(metadata), indent=1))
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
+        if run_dir.exists():  # replace: the old run goes only once the new one is complete
+            shutil.rmtree(run_dir)
         os.rename(tmp, run_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

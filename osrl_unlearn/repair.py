@@ -1,0 +1,96 @@
+"""Repair an OSRL run folder from a poisoned DSRL file: load, unlearn by any method, save.
+
+The library path behind ``osrl-unlearn unlearn`` and the demo: the input run and dataset are only
+read; the repaired agent is a new OSRL run folder with ``unlearning.json`` (method, settings, wall
+time, forget-set hash) and ``history.csv`` (every step's metrics, for the unlearning curves).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from osrl_unlearn.agents.checkpoint import detect_agent, load_agent, read_config, save_run
+from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
+from osrl_unlearn.unlearn.config import SafeRuleConfig
+from osrl_unlearn.unlearn.loop import UnlearningError, UnlearningHistory
+from osrl_unlearn.unlearn.metadata import unlearning_metadata
+from osrl_unlearn.unlearn.methods import method_config
+
+
+@dataclass
+class RepairResult:
+    run_dir: Path
+    history: UnlearningHistory
+    agent: torch.nn.Module
+
+
+def history_csv(history: UnlearningHistory) -> str:
+    """The per-step metrics as CSV text (one row per step; blank where a step lacks a metric)."""
+    keys = sorted({key for metrics in history.metrics for key in metrics})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["step", *keys])
+    writer.writeheader()
+    for step, metrics in enumerate(history.metrics):
+        writer.writerow({"step": step, **metrics})
+    return out.getvalue()
+
+
+def repair_run(
+    run_dir: str | os.PathLike,
+    dataset: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    method: str = "safe-rule",
+    config: SafeRuleConfig | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    replace: bool = False,
+    show_progress: bool = True,
+) -> RepairResult:
+    """Repairs the agent of ``run_dir`` with ``method``, forgetting the rows ``dataset``'s
+    ``poison_mask`` flags, and writes the result to ``out``.
+
+    Raises:
+        CheckpointError / DatasetError / UnlearningError: unusable inputs, with the fix named.
+        FileExistsError: ``out`` exists and ``replace`` is False.
+    """
+    out = Path(out)
+    if out.exists() and not replace:
+        raise FileExistsError(f"{out} exists; pass --force to replace it or choose --out.")
+    if Path(out).resolve() == Path(run_dir).resolve():
+        raise UnlearningError(f"--out is the input run {run_dir}; write the repair elsewhere.")
+    run_config = read_config(run_dir)
+    name = detect_agent(run_config)
+    agent = load_agent(run_dir, name)
+    data = read_hdf5(dataset, run_config["task"])
+    keep, forget = data.split()
+    config = method_config(method, config)
+    batch_size = batch_size or int(run_config.get("batch_size", 512))
+    layout = layout_for(name)
+    torch.manual_seed(seed)
+    history = agent.unlearn(
+        BatchSampler(keep, batch_size, layout=layout, seed=seed),
+        BatchSampler(forget, batch_size, layout=layout, seed=seed + 1),
+        method=method,
+        config=config,
+        steps=steps,
+        show_progress=show_progress,
+    )
+    metadata = unlearning_metadata(method, config, history, forget, str(run_dir))
+    metadata["dataset"] = str(dataset)
+    written = save_run(
+        agent,
+        out,
+        {**run_config, "agent": name},
+        metadata,
+        {"history.csv": history_csv(history)},
+        replace=replace,
+    )
+    return RepairResult(written, history, agent)

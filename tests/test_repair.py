@@ -1,0 +1,80 @@
+"""`osrl-unlearn unlearn` / `evaluate` and the repair_run library path, on a real tiny file."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from osrl_unlearn import load_agent
+from osrl_unlearn.cli import main, user_settings
+from osrl_unlearn.unlearn import SafeRuleConfig
+from tests.test_training import poisoned_file  # noqa: F401  (fixture)
+
+
+@pytest.fixture(scope="module")
+def trained_run(poisoned_file, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("runs")
+    args = ["train", "--dataset", str(poisoned_file), "--agent", "bcql", "--profile", "quick",
+            "--steps", "5", "--out", str(out), "--name", "poisoned", "--eval_episodes", "0",
+            "--show_progress", "false"]  # fmt: skip
+    assert main(args) == 0
+    return out / "poisoned"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["safe-rule", "trajdeleter-cost", "finetune"])
+def test_unlearn_writes_a_new_run_with_history_and_leaves_the_input(
+    method,
+    trained_run,
+    poisoned_file,
+    tmp_path,
+    capsys,  # noqa: F811
+):
+    before = (trained_run / "checkpoint" / "model.pt").read_bytes()
+    out = tmp_path / "repaired"
+    args = ["unlearn", "--run", str(trained_run), "--dataset", str(poisoned_file),
+            "--method", method, "--steps", "4", "--batch_size", "32", "--out", str(out),
+            "--eval_episodes", "0", "--show_progress", "false"]  # fmt: skip
+    assert main(args) == 0
+    assert f"{method}: 4 steps" in capsys.readouterr().out
+    assert (trained_run / "checkpoint" / "model.pt").read_bytes() == before
+    metadata = json.loads((out / "unlearning.json").read_text())
+    assert metadata["method"] == method and metadata["steps"] == 4
+    assert metadata["forget_transitions"] == 300 and metadata["wall_seconds"] > 0
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3]
+    repaired = load_agent(out)
+    original = load_agent(trained_run)
+    assert any(
+        not torch.equal(v, repaired.state_dict()[k]) for k, v in original.state_dict().items()
+    )
+    assert main(args) == 2  # exists: refused without --force
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert main([*args, "--force", "true"]) == 0
+
+
+@pytest.mark.slow
+def test_evaluate_prints_normalised_scores_and_writes_json(trained_run, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    args = ["evaluate", "--run", str(trained_run), "--episodes", "2", "--num_envs", "2",
+            "--out", str(out), "--show_progress", "false"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "2 episodes" in printed and "cost limit 10" in printed
+    payload = json.loads(out.read_text())
+    assert len(payload["rewards"]) == 2 and payload["num_envs"] == 2
+    assert main(args) == 2  # an existing result file is not overwritten
+
+
+def test_unlearn_needs_run_and_dataset(capsys):
+    assert main(["unlearn", "--run", "somewhere"]) == 2
+    assert "--run DIR --dataset FILE" in capsys.readouterr().err
+
+
+def test_user_settings_keep_method_defaults_unless_changed():
+    traj = user_settings("trajdeleter", SafeRuleConfig())
+    assert traj.critic_unlearning is False and traj.convergence_fraction == 0.5
+    mine = user_settings("trajdeleter", SafeRuleConfig(actor_lr=5e-4, convergence_fraction=0.2))
+    assert mine.actor_lr == 5e-4 and mine.convergence_fraction == 0.2
+    assert mine.forget_objective == "trajdeleter"
