@@ -22,6 +22,7 @@ from osrl_unlearn import SafeRuleConfig, load_agent
 from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
+from osrl_unlearn.report import markdown_table, plot_policies
 from osrl_unlearn.training import cached_run, profile_settings, training_seconds
 from osrl_unlearn.unlearn.methods import ABLATIONS, ablation_config, method_config
 
@@ -70,6 +71,8 @@ class DefencesConfig:
     """torch threads."""
     out: str = "defences.jsonl"
     """Where rows are appended."""
+    plot: str = "defences.png"
+    """Bar plot of every policy's normalised cost and reward."""
 
 
 def main(cfg: DefencesConfig) -> None:
@@ -120,15 +123,9 @@ def main(cfg: DefencesConfig) -> None:
 
     print(f"\n{cfg.agent}, {cfg.profile} profile ({settings.steps} training steps), "
           f"{clean.task}, {cfg.poisoned}, {cfg.eval_episodes} episodes, cost limit {cfg.cost_limit}")  # fmt: skip
-    print("| policy | norm. reward | norm. cost | reward | cost | safe | wall time | steps |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        safe = "yes" if r["eval/normalized_cost"] <= 1 else "no"
-        wall = f"{r['wall_seconds']:.1f} s" if r["wall_seconds"] else ""
-        print(f"| {r['policy']} | {r['eval/normalized_reward']:.2f} ± "
-              f"{r['eval/normalized_reward_std']:.2f} | {r['eval/normalized_cost']:.2f} ± "
-              f"{r['eval/normalized_cost_std']:.2f} | {r['eval/reward']:.1f} | {r['eval/cost']:.1f} "
-              f"| {safe} | {wall} | {r['steps']} |")  # fmt: skip
+    print(markdown_table(rows))
+    plot_policies(rows, Path(cfg.plot), f"{cfg.agent} on {clean.task}, {cfg.poisoned}")
+    print(f"plot: {cfg.plot}")
 
 
 if __name__ == "__main__":

@@ -53,3 +53,19 @@ def quick_car_circle(tmp_path_factory):
     )
     apply_quick_profile(cfg)
     return cfg, make_dataset(cfg)
+
+
+@pytest.fixture(scope="session")
+def poisoned_file(quick_car_circle, tmp_path_factory):
+    """The quick CarCircle file with its last episode flagged as injected."""
+    import dataclasses
+
+    import numpy as np
+
+    from osrl_unlearn.data import read_hdf5, write_hdf5
+
+    data = read_hdf5(quick_car_circle[1].path)
+    mask = np.zeros(len(data), dtype=bool)
+    mask[-300:] = True
+    path = tmp_path_factory.mktemp("poisoned") / "poisoned.hdf5"
+    return write_hdf5(path, dataclasses.replace(data, poison_mask=mask))

@@ -9,11 +9,10 @@ import torch
 from osrl_unlearn import load_agent
 from osrl_unlearn.cli import main, user_settings
 from osrl_unlearn.unlearn import SafeRuleConfig
-from tests.test_training import poisoned_file  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
-def trained_run(poisoned_file, tmp_path_factory):  # noqa: F811
+def trained_run(poisoned_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     args = ["train", "--dataset", str(poisoned_file), "--agent", "bcql", "--profile", "quick",
             "--steps", "5", "--out", str(out), "--name", "poisoned", "--eval_episodes", "0",

@@ -2,28 +2,14 @@
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 from osrl.common.exp_util import load_config_and_model
 
 from osrl_unlearn import load_agent
 from osrl_unlearn.cli import main
-from osrl_unlearn.data import write_hdf5
 from osrl_unlearn.errors import ConfigError
 from osrl_unlearn.training import PROFILES, cached_run, profile_settings, training_seconds
-
-
-@pytest.fixture(scope="module")
-def poisoned_file(quick_car_circle, tmp_path_factory):
-    """The quick CarCircle file with its last episode flagged as injected."""
-    from osrl_unlearn.data import read_hdf5
-
-    data = read_hdf5(quick_car_circle[1].path)
-    mask = np.zeros(len(data), dtype=bool)
-    mask[-300:] = True
-    path = tmp_path_factory.mktemp("poisoned") / "poisoned.hdf5"
-    return write_hdf5(path, dataclasses.replace(data, poison_mask=mask))
 
 
 @pytest.mark.slow

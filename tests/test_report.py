@@ -1,0 +1,35 @@
+"""Report tables and plots: what a reader sees is what was measured."""
+
+from osrl_unlearn.repair import history_csv
+from osrl_unlearn.report import markdown_table, plot_policies, plot_unlearning, read_history_csv
+from osrl_unlearn.unlearn import UnlearningHistory
+
+
+def row(policy, cost, reward=0.5, wall=None, steps=None):
+    return {"policy": policy, "eval/normalized_cost": cost, "eval/normalized_cost_std": 0.1,
+            "eval/normalized_reward": reward, "eval/normalized_reward_std": 0.05,
+            "eval/reward": 100 * reward, "eval/cost": 10 * cost, "wall_seconds": wall,
+            "steps": steps}  # fmt: skip
+
+
+def test_markdown_table_marks_unsafe_policies_and_shows_cost_of_repair():
+    table = markdown_table([row("poisoned", 3.2), row("safe-rule", 0.8, wall=12.34, steps=2000)])
+    lines = table.splitlines()
+    assert lines[2] == "| poisoned | 0.50 ± 0.05 | 3.20 ± 0.10 | 50.0 | 32.0 | **no** |  |  |"
+    assert (
+        lines[3] == "| safe-rule | 0.50 ± 0.05 | 0.80 ± 0.10 | 50.0 | 8.0 | yes | 12.3 s | 2000 |"
+    )
+
+
+def test_plots_are_png_files(tmp_path):
+    bars = plot_policies([row("clean", 0.5), row("poisoned", 2.0)], tmp_path / "bars.png")
+    assert bars.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    history = UnlearningHistory(metrics=[{"unlearn/forget_qc": 1.0, "unlearn/beta_f": 0.1},
+                                         {"unlearn/forget_qc": 2.0, "unlearn/beta_f": 0.3}])  # fmt: skip
+    path = tmp_path / "history.csv"
+    path.write_text(history_csv(history))
+    columns = read_history_csv(path)
+    assert columns == {"step": [0.0, 1.0], "unlearn/beta_f": [0.1, 0.3],
+                       "unlearn/forget_qc": [1.0, 2.0]}  # fmt: skip
+    curves = plot_unlearning({"safe-rule": columns}, tmp_path / "curves.png", kappa=1.5)
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
