@@ -23,22 +23,6 @@ USER_ERRORS = (UserError, FileExistsError)
 
 
 @dataclass
-class DemoConfig:
-    """Settings of ``osrl-unlearn demo`` (the README's main job)."""
-
-    task: str = "OfflineCarCircle-v0"
-    """Task of the demo."""
-    seed: int = 0
-    """Seed of every step."""
-    cache: Optional[str] = None
-    """Cache root; default $OSRL_UNLEARN_CACHE or ~/.cache/osrl-unlearn."""
-    quick: bool = False
-    """A tiny profile that finishes in about a minute (for tests), with a poor dataset."""
-    show_progress: bool = True
-    """Show progress bars."""
-
-
-@dataclass
 class TrainConfig:
     """Settings of ``osrl-unlearn train``: an OSRL agent trained by OSRL's own trainer, written
     as an OSRL run folder (config.yaml + checkpoint/model.pt) that OSRL's eval scripts load."""
@@ -244,34 +228,6 @@ def run_poison(cfg) -> int:
     return 0
 
 
-def run_demo(cfg: DemoConfig) -> int:
-    """The main job. Until attacks and unlearning land, it makes the clean CarCircle dataset."""
-    from osrl_unlearn.data.hdf5 import check_with_dsrl
-    from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, format_summary, make_dataset
-
-    data_cfg = MakeDatasetConfig(
-        task=cfg.task, seed=cfg.seed, cache=cfg.cache, show_progress=cfg.show_progress
-    )
-    if cfg.quick:
-        apply_quick_profile(data_cfg)
-    print(f"[1/1] clean {cfg.task} dataset from behaviour policies")
-    result = make_dataset(data_cfg)
-    print(format_summary(result.path, result.summary))
-    rows = check_with_dsrl(result.path, cfg.task)
-    print(f"  dsrl's env.get_dataset(h5path=...) read {rows} transitions")
-    print(f"  spread plot: {result.path.parent / 'spread.png'}")
-    return 0
-
-
-def apply_quick_profile(cfg) -> None:
-    """Shrinks a MakeDatasetConfig to a seconds-long run (tests and --quick)."""
-    cfg.episodes = 8
-    cfg.behaviour.steps = 2_000
-    cfg.behaviour.step_per_epoch = 1_000
-    cfg.behaviour.training_envs = 2
-    cfg.behaviour.episode_per_collect = 2
-
-
 @dataclass(frozen=True)
 class Command:
     config: type
@@ -280,6 +236,7 @@ class Command:
 
 
 def _commands() -> dict[str, Command]:
+    from osrl_unlearn.demo import DemoConfig, run_demo
     from osrl_unlearn.generate.make_dataset import MakeDatasetConfig
     from osrl_unlearn.poison import PoisonConfig
 
@@ -309,7 +266,11 @@ def _commands() -> dict[str, Command]:
             run_evaluate,
             "roll a run's policy out in the real environment: reward and cost, normalised",
         ),
-        "demo": Command(DemoConfig, run_demo, "the main job (see the README)"),
+        "demo": Command(
+            DemoConfig,
+            run_demo,
+            "the main job: attack, damage and repair on CarCircle, with a report",
+        ),
     }
 
 

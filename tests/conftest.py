@@ -45,7 +45,7 @@ def isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def quick_car_circle(tmp_path_factory):
     """A real CarCircle dataset from the quick generation profile, made once per test session."""
-    from osrl_unlearn.cli import apply_quick_profile
+    from osrl_unlearn.demo import apply_quick_profile
     from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
 
     cfg = MakeDatasetConfig(

@@ -27,13 +27,23 @@ def test_bad_setting_exits_2(capsys):
 
 
 @pytest.mark.slow
-def test_quick_demo_prints_the_spread(capsys, tmp_path):
-    assert (
-        main(["demo", "--quick", "true", "--show_progress", "false", "--cache", str(tmp_path)]) == 0
-    )
-    out = capsys.readouterr().out
-    assert "2400 transitions in 8 episodes" in out
-    assert "dsrl's env.get_dataset(h5path=...) read 2400 transitions" in out
+def test_quick_demo_tells_the_whole_story(capsys, tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--quick", "true", "--show_progress", "false", "--cache", str(tmp_path),
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "2400 transitions in 8 episodes" in printed
+    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
+        assert step in printed
+    report = (out / "report.md").read_text()
+    for policy in ("clean", "poisoned", "safe-rule", "finetune"):
+        assert f"| {policy} |" in report
+        assert (out / policy / "checkpoint" / "model.pt").is_file()
+    assert (out / "policies.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "unlearning.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(args) == 2  # the output folder exists: refused without --force
+    assert "exists; pass --force" in capsys.readouterr().err
 
 
 def test_every_make_dataset_option_parses_from_flags():

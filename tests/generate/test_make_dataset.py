@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from osrl_unlearn.cli import apply_quick_profile
 from osrl_unlearn.data import FORMAT_VERSION, read_hdf5
 from osrl_unlearn.data.hdf5 import check_with_dsrl
+from osrl_unlearn.demo import apply_quick_profile
 from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
 
 pytestmark = pytest.mark.slow
