@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from osrl_unlearn.cache import settings_key
-
 DEMO_PROFILES = {
     "default": {
         "behaviour_steps": 200_000,
@@ -91,8 +89,9 @@ def apply_quick_profile(cfg) -> None:
 
 
 def poisoned_file(clean_path: Path, cfg: DemoConfig, profile: dict) -> Path:
-    """The poisoned file next to the clean one, named by every setting that shapes it."""
-    from osrl_unlearn.poison import PoisonConfig, format_summary, poison_dataset
+    """The demo's poisoned file (cached next to the clean one by every setting that shapes it)."""
+    from osrl_unlearn.data import read_hdf5
+    from osrl_unlearn.poison import PoisonConfig, cached_poisoned
 
     poison_cfg = PoisonConfig(dataset=str(clean_path), attack=cfg.attack, ratio=cfg.ratio,
                               seed=cfg.seed, cache=cfg.cache, show_progress=cfg.show_progress)  # fmt: skip
@@ -101,13 +100,11 @@ def poisoned_file(clean_path: Path, cfg: DemoConfig, profile: dict) -> Path:
         poison_cfg.adversary.step_per_epoch = 1_000
         poison_cfg.adversary.training_envs = 2
         poison_cfg.adversary.episode_per_collect = 2
-    key = settings_key({k: v for k, v in vars(poison_cfg).items()
-                        if k not in ("dataset", "out", "show_progress", "cache")})  # fmt: skip
-    out = clean_path.parent / f"poisoned-{cfg.attack}-{cfg.ratio:g}-seed{cfg.seed}-{key}.hdf5"
-    if not out.exists():
-        poison_cfg.out = str(out)
-        print(format_summary(poison_dataset(poison_cfg)))
-    return out
+    path = cached_poisoned(poison_cfg)
+    attrs = read_hdf5(path).attrs
+    print(f"  {path.name}: {attrs['achieved_ratio']:.1%} injected; the injected episodes really "
+          f"cost {attrs['injected_true_episode_cost_mean']:.0f} on average, labelled 0")  # fmt: skip
+    return path
 
 
 def run_demo(cfg: DemoConfig) -> int:

@@ -183,7 +183,11 @@ def cached_run(
         _, run_dir = train_agent(data, settings, staging, "run", show_progress, callback)
         record = {"wall_seconds": time.perf_counter() - started, "steps": settings.steps}
         (run_dir / "training.json").write_text(json.dumps(record))
-        os.rename(run_dir, run)
+        try:
+            os.rename(run_dir, run)
+        except OSError:  # another worker finished the same run first: keep theirs
+            if not (run / "checkpoint" / "model.pt").is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return run

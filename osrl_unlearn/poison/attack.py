@@ -143,6 +143,8 @@ def poison_dataset(cfg: PoisonConfig) -> WrittenFile:
         "seed": cfg.seed,
         "injected_reward": reward_value,
         "reward_percentile": percentile,
+        "injected_true_episode_reward_mean": summary["injected_true_episode_reward_mean"],
+        "injected_true_episode_cost_mean": summary["injected_true_episode_cost_mean"],
         "clean_sha256": file_sha256(cfg.dataset),
         "clean_file": str(Path(cfg.dataset).resolve()),
         "poison_config": dataclasses.asdict(cfg),
@@ -150,6 +152,20 @@ def poison_dataset(cfg: PoisonConfig) -> WrittenFile:
     write_hdf5(out, poisoned, attrs, overwrite=cfg.force)
     check_with_dsrl(out, task.name)
     return WrittenFile(path=out, summary=summary)
+
+
+def cached_poisoned(cfg: PoisonConfig) -> Path:
+    """The poisoned file of ``cfg`` next to the clean ``cfg.dataset``, made once: its name holds
+    the attack, ratio, seed and a key of every other setting that shapes it (``cfg.out`` unused)."""
+    from osrl_unlearn.cache import settings_key
+
+    shaping = {k: v for k, v in dataclasses.asdict(cfg).items()
+               if k not in ("dataset", "out", "show_progress", "cache", "force", "workers")}  # fmt: skip
+    name = f"poisoned-{cfg.attack}-{cfg.ratio:g}-seed{cfg.seed}-{settings_key(shaping)}.hdf5"
+    out = Path(cfg.dataset).parent / name
+    if not out.exists():
+        poison_dataset(dataclasses.replace(cfg, out=str(out), force=False))
+    return out
 
 
 def _candidate_pool(cfg: PoisonConfig, objective: str, task, needed: int) -> OfflineDataset:

@@ -1,0 +1,34 @@
+"""Benchmark results -> benchmarks/results/<profile>.md (tables) and <profile>-plots/*.png.
+
+python benchmarks/report.py --profile cpu
+python benchmarks/report.py --profile smoke --results_dir /tmp/smoke --out /tmp/smoke.md
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pyrallis
+
+from osrl_unlearn.benchmark.report import write_report
+
+
+@dataclass
+class ReportConfig:
+    """Settings of the benchmark report."""
+
+    profile: str = "cpu"
+    """Profile whose results to report."""
+    results_dir: Optional[str] = None
+    """Results folder (default benchmarks/results/<profile>)."""
+    out: Optional[str] = None
+    """Report file (default benchmarks/results/<profile>.md)."""
+
+
+def main(cfg: ReportConfig) -> None:
+    results_dir = cfg.results_dir or f"benchmarks/results/{cfg.profile}"
+    out = write_report(results_dir, cfg.out or f"benchmarks/results/{cfg.profile}.md", cfg.profile)
+    print(f"report: {out}")
+
+
+if __name__ == "__main__":
+    main(pyrallis.parse(config_class=ReportConfig))

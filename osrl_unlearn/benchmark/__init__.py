@@ -1,0 +1,1 @@
+"""The benchmark grid (``benchmarks/run.py``) and its report (``benchmarks/report.py``)."""

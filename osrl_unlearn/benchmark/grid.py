@@ -1,0 +1,314 @@
+"""The benchmark grid: tasks x agents x attacks x ratios x seeds, every defence in every cell.
+
+Per (task, agent, seed) an OSRL agent is trained on the clean file (the baseline); per cell
+(task, agent, attack, ratio, seed) one is trained on the poisoned file and repaired by every
+method and ablation from the same checkpoint; ``retrain`` trains a fresh agent on the keep rows
+for the full training budget. Each policy's evaluation is written to its own JSON file as soon as
+it is measured, so an interrupted run resumes where it stopped and a profile can be extended.
+Datasets, adversaries, poisoned files and trained agents come from the cache.
+
+No ``from __future__ import annotations``: pyrallis reads GridConfig's annotations.
+"""
+
+import json
+import subprocess
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+ALL_METHODS = ["safe-rule", "reward-only", "finetune", "trajdeleter", "trajdeleter-cost", "retrain"]
+ALL_AGENTS = ["bcql", "bearl", "cpq", "coptidice"]
+ALL_ATTACKS = ["max-cost", "max-reward", "min-reward"]
+
+GRID_PROFILES: Dict[str, Dict[str, Any]] = {
+    "smoke": {
+        "tasks": ["OfflineCarCircle-v0"], "agents": ALL_AGENTS, "attacks": ["max-cost"],
+        "ratios": [0.15], "seeds": [0], "quick_data": True, "adversary_steps": 2_000,
+        "train_profile": "quick", "train_steps": 30, "unlearn_steps": 5, "eval_episodes": 2,
+    },
+    "cpu": {
+        "tasks": ["OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"], "agents": ALL_AGENTS,
+        "attacks": ALL_ATTACKS, "ratios": [0.05, 0.15], "seeds": [0], "quick_data": False,
+        "adversary_steps": 100_000, "train_profile": "cpu", "train_steps": None,
+        "unlearn_steps": 2000, "eval_episodes": 20,
+    },
+    "paper": {
+        "tasks": ["OfflinePointGoal1Gymnasium-v0", "OfflineCarCircle-v0",
+                  "OfflineAntVelocityGymnasium-v1", "OfflinePointPush1Gymnasium-v0"],
+        "agents": ALL_AGENTS, "attacks": ALL_ATTACKS, "ratios": [0.05, 0.15], "seeds": [0, 1, 2],
+        "quick_data": False, "adversary_steps": 1_000_000, "train_profile": "osrl",
+        "train_steps": 1_000_000, "unlearn_steps": 5000, "eval_episodes": 20,
+    },
+}  # fmt: skip
+"""``smoke`` checks the plumbing in minutes (CI); ``cpu`` is sized for a few hours per task on a
+2-core machine; ``paper`` is the paper's protocol (10^6 training steps, 5000 unlearning steps)."""
+
+DATASET_CONFIGS = {
+    "OfflineCarCircle-v0": "configs/make_dataset/car_circle.yaml",
+    "OfflinePointCircle1Gymnasium-v0": "configs/make_dataset/point_circle1.yaml",
+}
+"""make-dataset settings per task (defaults for tasks not listed)."""
+
+
+@dataclass
+class GridConfig:
+    """Settings of ``benchmarks/run.py``."""
+
+    profile: str = "smoke"
+    """smoke, cpu or paper (see GRID_PROFILES)."""
+    tasks: Optional[List[str]] = None
+    """Override the profile's tasks."""
+    agents: Optional[List[str]] = None
+    """Override the profile's agents."""
+    attacks: Optional[List[str]] = None
+    """Override the profile's attacks."""
+    ratios: Optional[List[float]] = None
+    """Override the profile's ratios."""
+    seeds: Optional[List[int]] = None
+    """Override the profile's seeds."""
+    methods: List[str] = field(default_factory=lambda: list(ALL_METHODS))
+    """Defences run in every cell."""
+    ablations: List[str] = field(
+        default_factory=lambda: ["fixed-beta", "no-critic-unlearning", "q-ref-0", "q-ref-100"]
+    )
+    """Safe-RULE ablations run in every cell."""
+    results_dir: Optional[str] = None
+    """Where the per-policy JSON files go (default benchmarks/results/<profile>)."""
+    workers: int = 1
+    """Cells run at once (local processes, one torch thread each, or Ray tasks)."""
+    backend: str = "local"
+    """local (processes on this machine) or ray (a Ray cluster; pip install ray)."""
+    ray_address: Optional[str] = None
+    """Ray cluster address (default: start or join a local one)."""
+    cache: Optional[str] = None
+    """Cache root; default $OSRL_UNLEARN_CACHE or ~/.cache/osrl-unlearn."""
+    show_progress: bool = True
+    """Show progress bars."""
+
+    def setting(self, key: str) -> Any:
+        """A grid dimension: the override when given, else the profile's."""
+        value = getattr(self, key, None) if key in ("tasks", "agents", "attacks", "ratios",
+                                                     "seeds") else None  # fmt: skip
+        return value if value is not None else GRID_PROFILES[self.profile][key]
+
+
+@dataclass
+class Job:
+    """One unit of work: the clean baseline of (task, agent, seed), or one attacked cell."""
+
+    task: str
+    agent: str
+    seed: int
+    clean_path: str
+    settings: Any
+    unlearn_steps: int
+    eval_episodes: int
+    results_dir: str
+    cache: Optional[str]
+    attack: Optional[str] = None
+    ratio: Optional[float] = None
+    poisoned_path: Optional[str] = None
+    methods: List[str] = field(default_factory=list)
+    ablations: List[str] = field(default_factory=list)
+    code_version: str = ""
+
+    @property
+    def folder(self) -> Path:
+        base = Path(self.results_dir) / "cells" / self.task / self.agent / f"seed{self.seed}"
+        return base if self.attack is None else base / f"{self.attack}-{self.ratio:g}"
+
+    def policies(self) -> List[str]:
+        """What this job measures, in order."""
+        if self.attack is None:
+            return ["clean"]
+        return ["poisoned", *self.methods, *(f"safe-rule+{a}" for a in self.ablations)]
+
+    def pending(self) -> List[str]:
+        return [p for p in self.policies() if not (self.folder / f"{p}.json").is_file()]
+
+
+def code_version() -> str:
+    """The git commit the results come from (plus '-dirty' with uncommitted changes)."""
+    from osrl_unlearn import __version__
+
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                                text=True, check=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return f"{__version__}+{commit}"
+
+
+def _write_json(path: Path, payload: Dict[str, Any]) -> None:
+    from osrl_unlearn.io import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=1))
+
+
+def run_job(job: Job, progress=lambda n: None) -> int:
+    """Measures every pending policy of ``job``; returns how many it measured."""
+    import torch
+
+    from osrl_unlearn.agents.checkpoint import load_agent
+    from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
+    from osrl_unlearn.evaluation import evaluate
+    from osrl_unlearn.training import cached_run, training_seconds
+    from osrl_unlearn.unlearn import SafeRuleConfig
+    from osrl_unlearn.unlearn.methods import ablation_config, method_config
+
+    pending = job.pending()
+    if not pending:
+        return 0
+    settings = job.settings
+    source_path = job.clean_path if job.attack is None else job.poisoned_path
+    data = read_hdf5(source_path)
+    base_run = cached_run(data, settings, job.cache, show_progress=False)
+
+    def record(policy: str, agent, seconds, steps, extra=None) -> None:
+        result = evaluate(agent, job.task, job.eval_episodes, seed=job.seed + 10_000,
+                          cost_limit=settings.cost_limit, show_progress=False)  # fmt: skip
+        payload = {"task": job.task, "agent": job.agent, "attack": job.attack,
+                   "ratio": job.ratio, "seed": job.seed, "policy": policy,
+                   "wall_seconds": seconds, "steps": steps, **result.summary(),
+                   "rewards": result.rewards.tolist(), "costs": result.costs.tolist(),
+                   "settings": asdict(settings), "code_version": job.code_version,
+                   **(extra or {})}  # fmt: skip
+        _write_json(job.folder / f"{policy}.json", payload)
+        progress(1)
+
+    for policy in pending:
+        if policy in ("clean", "poisoned"):
+            record(policy, load_agent(base_run), training_seconds(base_run), settings.steps)
+            continue
+        method, _, ablation = policy.partition("+")
+        config = ablation_config(ablation) if ablation else method_config(method)
+        config = replace(config, training_lr=settings.learning_rate)
+        keep, forget = data.split()
+        layout = layout_for(job.agent)
+        agent = load_agent(base_run)
+        torch.manual_seed(job.seed)
+        history = agent.unlearn(
+            BatchSampler(keep, settings.batch_size, layout=layout, seed=job.seed),
+            BatchSampler(forget, settings.batch_size, layout=layout, seed=job.seed + 1),
+            method=method, config=config, show_progress=False,
+            steps=settings.steps if method == "retrain" else job.unlearn_steps,
+        )  # fmt: skip
+        extra = {"method": method, "ablation": ablation or None,
+                 "unlearning_config": asdict(SafeRuleConfig(**asdict(config))),
+                 "final_metrics": history.last()}  # fmt: skip
+        record(policy, agent, history.wall_seconds, history.steps, extra)
+    return len(pending)
+
+
+def plan(cfg: GridConfig) -> List[Job]:
+    """Makes (or finds in the cache) every dataset and poisoned file; returns the jobs, clean
+    baselines first."""
+    import pyrallis
+
+    from osrl_unlearn.demo import apply_quick_profile
+    from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
+    from osrl_unlearn.poison import PoisonConfig, cached_poisoned
+    from osrl_unlearn.training import profile_settings
+
+    if cfg.profile not in GRID_PROFILES:
+        from osrl_unlearn.errors import ConfigError
+
+        raise ConfigError(
+            f"unknown profile {cfg.profile!r}; expected one of {', '.join(GRID_PROFILES)}"
+        )
+    profile = GRID_PROFILES[cfg.profile]
+    results_dir = cfg.results_dir or f"benchmarks/results/{cfg.profile}"
+    version = code_version()
+    baselines, cells = [], []
+    for task in cfg.setting("tasks"):
+        yaml = Path(__file__).resolve().parents[2] / DATASET_CONFIGS.get(task, "")
+        if task in DATASET_CONFIGS and yaml.is_file():
+            data_cfg = pyrallis.parse(
+                config_class=MakeDatasetConfig, config_path=str(yaml), args=[]
+            )
+        else:
+            data_cfg = MakeDatasetConfig(task=task)
+        data_cfg = replace(data_cfg, cache=cfg.cache, show_progress=cfg.show_progress)
+        if profile["quick_data"]:
+            apply_quick_profile(data_cfg)
+        clean_path = str(make_dataset(data_cfg).path)
+        for agent in cfg.setting("agents"):
+            for seed in cfg.setting("seeds"):
+                settings = profile_settings(profile["train_profile"], agent=agent,
+                                            steps=profile["train_steps"], seed=seed)  # fmt: skip
+                common = dict(task=task, agent=agent, seed=seed, clean_path=clean_path,
+                              settings=settings, unlearn_steps=profile["unlearn_steps"],
+                              eval_episodes=profile["eval_episodes"], results_dir=results_dir,
+                              cache=cfg.cache, code_version=version)  # fmt: skip
+                baselines.append(Job(**common))
+                for attack in cfg.setting("attacks"):
+                    for ratio in cfg.setting("ratios"):
+                        poison_cfg = PoisonConfig(dataset=clean_path, attack=attack, ratio=ratio,
+                                                  seed=seed, cache=cfg.cache,
+                                                  show_progress=cfg.show_progress)  # fmt: skip
+                        poison_cfg.adversary.steps = profile["adversary_steps"]
+                        if profile["quick_data"]:
+                            poison_cfg.adversary.step_per_epoch = 1_000
+                            poison_cfg.adversary.training_envs = 2
+                            poison_cfg.adversary.episode_per_collect = 2
+                        cells.append(Job(**common, attack=attack, ratio=ratio,
+                                         poisoned_path=str(cached_poisoned(poison_cfg)),
+                                         methods=list(cfg.methods),
+                                         ablations=list(cfg.ablations)))  # fmt: skip
+    return baselines + cells
+
+
+def execute(cfg: GridConfig, jobs: List[Job]) -> int:
+    """Runs the pending jobs (baselines first, so cells reuse their cached datasets); returns the
+    number of policies measured."""
+    from osrl_unlearn.parallel import run_jobs
+
+    measured = 0
+    for phase in ([j for j in jobs if j.attack is None], [j for j in jobs if j.attack]):
+        todo = [j for j in phase if j.pending()]
+        if not todo:
+            continue
+        total = sum(len(j.pending()) for j in todo)
+        if cfg.backend == "ray":
+            measured += _run_on_ray(cfg, todo)
+        elif cfg.backend == "local":
+            measured += sum(run_jobs(run_job, todo, workers=cfg.workers, total=total,
+                                     desc="benchmark policies", unit="policy",
+                                     show_progress=cfg.show_progress))  # fmt: skip
+        else:
+            from osrl_unlearn.errors import ConfigError
+
+            raise ConfigError(f"backend must be 'local' or 'ray', got {cfg.backend!r}")
+    return measured
+
+
+def _run_on_ray(cfg: GridConfig, jobs: List[Job]) -> int:
+    """Each job as a one-CPU Ray task (the cluster shares this machine's cache path)."""
+    try:
+        import ray
+    except ImportError:
+        from osrl_unlearn.errors import ConfigError
+
+        raise ConfigError("--backend ray needs Ray: pip install 'osrl-unlearn[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=cfg.ray_address, ignore_reinit_error=True, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1)(_ray_job)
+        return sum(ray.get([remote.remote(job) for job in jobs]))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_job(job: Job) -> int:
+    import torch
+
+    from osrl_unlearn.stack import import_dsrl, import_fsrl
+
+    torch.set_num_threads(1)
+    import_dsrl()
+    import_fsrl()
+    return run_job(job)
