@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
+SMOKE_DIR ?= /tmp/osrl-unlearn-smoke
 
-.PHONY: setup demo test lint clean-venv
+.PHONY: setup demo test smoke lint clean-venv
 
 setup: $(STAMP)
 
@@ -27,6 +28,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+smoke: $(STAMP)
+	@# the benchmark grid's smoke profile end to end (results outside the tree), then its report
+	rm -rf $(SMOKE_DIR)
+	$(PY) benchmarks/run.py --profile smoke --results_dir $(SMOKE_DIR) --show_progress false
+	$(PY) benchmarks/report.py --profile smoke --results_dir $(SMOKE_DIR) --out $(SMOKE_DIR).md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check osrl_unlearn tests benchmarks examples

@@ -1,0 +1,70 @@
+"""The benchmark grid on a tiny profile: every policy measured once, resumable, reported."""
+
+import json
+
+import pytest
+
+from osrl_unlearn.benchmark.grid import GridConfig, execute, plan
+from osrl_unlearn.benchmark.report import group_cells, load_results, write_report
+
+
+def tiny_grid(tmp_path, cache, **overrides):
+    values = dict(profile="smoke", agents=["cpq"], methods=["safe-rule", "finetune", "retrain"],
+                  ablations=["fixed-beta"], results_dir=str(tmp_path / "results"), cache=cache,
+                  show_progress=False)  # fmt: skip
+    return GridConfig(**{**values, **overrides})
+
+
+@pytest.mark.slow
+def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle):
+    cache = quick_car_circle[0].cache
+    cfg = tiny_grid(tmp_path, cache)
+    jobs = plan(cfg)
+    assert [j.attack for j in jobs] == [None, "max-cost"]
+    assert jobs[1].policies() == ["poisoned", "safe-rule", "finetune", "retrain",
+                                  "safe-rule+fixed-beta"]  # fmt: skip
+    assert execute(cfg, jobs) == 6
+    assert execute(cfg, plan(cfg)) == 0  # everything on disk: nothing to redo
+    cell = jobs[1].folder
+    (cell / "finetune.json").unlink()
+    assert execute(cfg, plan(cfg)) == 1  # an interrupted run resumes where it stopped
+    result = json.loads((cell / "retrain.json").read_text())
+    assert result["steps"] == 30 and result["wall_seconds"] > 0
+    assert result["unlearning_config"]["training_lr"] == 1e-3
+    assert len(result["rewards"]) == 2 and result["code_version"]
+
+    cells = group_cells(load_results(tmp_path / "results"))
+    ((key, found),) = cells.items()
+    assert key == ("OfflineCarCircle-v0", "cpq", 0, "max-cost", 0.15)
+    assert set(found) == {"clean", "poisoned", "safe-rule", "finetune", "retrain",
+                          "safe-rule+fixed-beta"}  # fmt: skip
+    report = write_report(tmp_path / "results", tmp_path / "smoke.md", "smoke").read_text()
+    assert "| CarCircle | cpq | max-cost | 0.15 | 0 |" in report
+    assert "## Defences compared" in report and "## Ablations of Safe-RULE" in report
+    assert (tmp_path / "smoke-plots" / "CarCircle-cpq.png").is_file()
+
+
+@pytest.mark.slow
+def test_grid_runs_on_a_local_ray_cluster(tmp_path, quick_car_circle):
+    ray = pytest.importorskip("ray")
+    cfg = tiny_grid(tmp_path, quick_car_circle[0].cache, methods=["safe-rule"], ablations=[],
+                    backend="ray")  # fmt: skip
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert execute(cfg, plan(cfg)) == 3
+    finally:
+        ray.shutdown()
+    assert len(load_results(tmp_path / "results")) == 3
+
+
+def test_unknown_backend_and_profile_are_refused(tmp_path):
+    from osrl_unlearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown profile 'huge'"):
+        plan(GridConfig(profile="huge"))
+    job_free = GridConfig(backend="slurm")
+    with pytest.raises(ConfigError, match="backend must be 'local' or 'ray'"):
+        from osrl_unlearn.benchmark.grid import Job
+
+        execute(job_free, [Job("t", "cpq", 0, "", None, 1, 1, str(tmp_path), None,
+                               attack="max-cost", ratio=0.1)])  # fmt: skip
