@@ -211,6 +211,72 @@ def run_evaluate(cfg: EvaluateConfig) -> int:
     return 0
 
 
+@dataclass
+class ReportConfig:
+    """Settings of ``osrl-unlearn report``: evaluate run folders side by side into report.md,
+    policies.png (cost and reward, cost limit drawn) and unlearning.png (from history.csv)."""
+
+    runs: List[str] = field(default_factory=list)
+    """Run folders to compare, e.g. "[runs/clean,runs/poisoned,runs/poisoned-safe-rule]"."""
+    labels: Optional[List[str]] = None
+    """A name per run (default: the folder names)."""
+    episodes: int = 20
+    """Evaluation episodes per run (the same seeded episodes for all)."""
+    seed: int = 10_000
+    """First episode seed."""
+    out: str = "report"
+    """Output folder."""
+    force: bool = False
+    """Replace existing report files."""
+    show_progress: bool = True
+    """Show progress bars."""
+
+
+def run_report(cfg: ReportConfig) -> int:
+    import json
+
+    from osrl_unlearn.agents.checkpoint import load_agent, read_config
+    from osrl_unlearn.errors import ConfigError
+    from osrl_unlearn.evaluation import evaluate
+    from osrl_unlearn.report import markdown_table, plot_policies, plot_unlearning, read_history_csv
+
+    if not cfg.runs:
+        raise ConfigError('pass the run folders to compare: --runs "[runs/a,runs/b]"')
+    labels = cfg.labels or [Path(run).name for run in cfg.runs]
+    if len(labels) != len(cfg.runs):
+        raise ConfigError(f"{len(labels)} labels for {len(cfg.runs)} runs; give one per run.")
+    out = Path(cfg.out)
+    if (out / "report.md").exists() and not cfg.force:
+        raise FileExistsError(f"{out / 'report.md'} exists; pass --force or choose --out.")
+    rows, histories, kappa = [], {}, None
+    for label, run in zip(labels, cfg.runs, strict=True):
+        config = read_config(run)
+        result = evaluate(load_agent(run), config["task"], cfg.episodes, seed=cfg.seed,
+                          cost_limit=config.get("cost_limit", 10), show_progress=cfg.show_progress)  # fmt: skip
+        made = {}
+        for record in ("unlearning.json", "training.json"):
+            if (Path(run) / record).is_file():
+                made = json.loads((Path(run) / record).read_text())
+                break
+        rows.append({"policy": label, **result.summary(), "wall_seconds": made.get("wall_seconds"),
+                     "steps": made.get("steps")})  # fmt: skip
+        if (Path(run) / "history.csv").is_file():
+            histories[label] = read_history_csv(Path(run) / "history.csv")
+            kappa = kappa or made.get("kappa_q") or None
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows)
+    figures = [plot_policies(rows, out / "policies.png")]
+    if histories:
+        figures.append(plot_unlearning(histories, out / "unlearning.png", kappa))
+    images = "\n\n".join(f"![{f.stem}]({f.name})" for f in figures)
+    (out / "report.md").write_text(
+        f"# Policies compared ({cfg.episodes} episodes each, first seed {cfg.seed})\n\n"
+        f"{table}\n\n{images}\n"
+    )
+    print(table + f"\n\nreport: {out / 'report.md'}")
+    return 0
+
+
 def run_make_dataset(cfg) -> int:
     from osrl_unlearn.generate.make_dataset import format_summary, make_dataset
 
@@ -265,6 +331,11 @@ def _commands() -> dict[str, Command]:
             EvaluateConfig,
             run_evaluate,
             "roll a run's policy out in the real environment: reward and cost, normalised",
+        ),
+        "report": Command(
+            ReportConfig,
+            run_report,
+            "evaluate run folders side by side: report.md with cost/reward plots and curves",
         ),
         "demo": Command(
             DemoConfig,

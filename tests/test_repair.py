@@ -77,3 +77,21 @@ def test_user_settings_keep_method_defaults_unless_changed():
     mine = user_settings("trajdeleter", SafeRuleConfig(actor_lr=5e-4, convergence_fraction=0.2))
     assert mine.actor_lr == 5e-4 and mine.convergence_fraction == 0.2
     assert mine.forget_objective == "trajdeleter"
+
+
+@pytest.mark.slow
+def test_report_compares_runs_with_plots(trained_run, poisoned_file, tmp_path, capsys):
+    repaired = tmp_path / "repaired"
+    assert main(["unlearn", "--run", str(trained_run), "--dataset", str(poisoned_file),
+                 "--steps", "3", "--batch_size", "32", "--out", str(repaired),
+                 "--eval_episodes", "0", "--show_progress", "false"]) == 0  # fmt: skip
+    out = tmp_path / "report"
+    args = ["report", "--runs", f"[{trained_run},{repaired}]", "--labels", "[poisoned,safe-rule]",
+            "--episodes", "2", "--out", str(out), "--show_progress", "false"]  # fmt: skip
+    assert main(args) == 0
+    report = (out / "report.md").read_text()
+    assert "| poisoned |" in report and "| safe-rule |" in report and "| 3 |" in report
+    assert (out / "policies.png").is_file() and (out / "unlearning.png").is_file()
+    assert main(args) == 2 and "exists; pass --force" in capsys.readouterr().err
+    assert main(["report", "--runs", f"[{trained_run}]", "--labels", "[a,b]"]) == 2
+    assert "2 labels for 1 runs" in capsys.readouterr().err
