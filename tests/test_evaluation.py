@@ -57,3 +57,17 @@ def test_episodes_keep_their_slot_and_seed_whatever_the_episode_count():
     np.testing.assert_array_equal(two.rewards, four.rewards[:2])
     np.testing.assert_array_equal(two.costs, four.costs[:2])
     assert len(set(np.round(four.rewards, 6))) == 4  # different seeds, different episodes
+
+
+@pytest.mark.slow
+def test_evaluation_leaves_the_callers_random_streams_alone():
+    """Evaluating at a training milestone must not change what the training draws next."""
+    agent = make_agent("bcql")
+    torch.manual_seed(11)
+    np.random.seed(11)
+    expected = (torch.rand(3), np.random.rand(3))
+    torch.manual_seed(11)
+    np.random.seed(11)
+    evaluate(agent, TASK, episodes=1, seed=5, num_envs=1, show_progress=False)
+    torch.testing.assert_close(torch.rand(3), expected[0])
+    np.testing.assert_array_equal(np.random.rand(3), expected[1])
