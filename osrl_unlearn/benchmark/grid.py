@@ -69,7 +69,13 @@ class GridConfig:
     methods: List[str] = field(default_factory=lambda: list(ALL_METHODS))
     """Defences run in every cell."""
     ablations: List[str] = field(
-        default_factory=lambda: ["fixed-beta", "no-critic-unlearning", "q-ref-0", "q-ref-100"]
+        default_factory=lambda: [
+            "fixed-beta",
+            "no-critic-unlearning",
+            "q-ref-0",
+            "q-ref-100",
+            "actor-forget-safe",
+        ]  # fmt: skip
     )
     """Safe-RULE ablations run in every cell."""
     results_dir: Optional[str] = None
@@ -273,6 +279,8 @@ def execute(cfg: GridConfig, jobs: List[Job]) -> int:
         total = sum(len(j.pending()) for j in todo)
         if cfg.backend == "ray":
             measured += _run_on_ray(cfg, todo)
+        elif cfg.backend == "local" and cfg.workers <= 1:  # in this process, every torch thread
+            measured += sum(run_job(job) for job in todo)
         elif cfg.backend == "local":
             measured += sum(run_jobs(run_job, todo, workers=cfg.workers, total=total,
                                      desc="benchmark policies", unit="policy",
