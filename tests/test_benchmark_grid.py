@@ -18,7 +18,7 @@ def tiny_grid(tmp_path, cache, **overrides):
 @pytest.mark.slow
 def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle):
     cache = quick_car_circle[0].cache
-    cfg = tiny_grid(tmp_path, cache, workers=2)  # spawned workers; Ray and inline below
+    cfg = tiny_grid(tmp_path, cache, workers=2)  # spawned workers (CI smoke runs inline)
     jobs = plan(cfg)
     assert [j.attack for j in jobs] == [None, "max-cost"]
     assert jobs[1].policies() == ["poisoned", "safe-rule", "finetune", "retrain",
