@@ -91,11 +91,11 @@ class GridConfig:
     show_progress: bool = True
     """Show progress bars."""
 
-    def setting(self, key: str) -> Any:
-        """A grid dimension: the override when given, else the profile's."""
-        value = getattr(self, key, None) if key in ("tasks", "agents", "attacks", "ratios",
-                                                     "seeds") else None  # fmt: skip
-        return value if value is not None else GRID_PROFILES[self.profile][key]
+    def setting(self, dimension: str) -> Any:
+        """A grid dimension (tasks, agents, attacks, ratios, seeds): the override when given,
+        else the profile's."""
+        override = getattr(self, dimension)
+        return override if override is not None else GRID_PROFILES[self.profile][dimension]
 
 
 @dataclass
