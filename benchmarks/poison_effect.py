@@ -4,7 +4,8 @@ evaluated in the real environment, side by side.
     python benchmarks/poison_effect.py                          # CarCircle, BCQL, all attacks
     python benchmarks/poison_effect.py --agent cpq --ratios "[0.15]" --attacks "[max-cost]"
 
-Writes the poisoned files next to the clean one in the cache and prints a table; everything is
+Writes the poisoned files next to the clean one in the cache (named by their settings) and
+prints a table; everything is
 seeded (same settings, same numbers).
 """
 
@@ -18,7 +19,7 @@ import torch
 from osrl_unlearn.data import read_hdf5
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
-from osrl_unlearn.poison import PoisonConfig, format_summary, poison_dataset
+from osrl_unlearn.poison import PoisonConfig, cached_poisoned
 from osrl_unlearn.training import TrainSettings, train_agent
 
 
@@ -54,20 +55,15 @@ def main(cfg: PoisonEffectConfig) -> None:
     files = {"clean": clean.path}
     for attack in cfg.attacks:
         for ratio in cfg.ratios:
-            out = clean.path.parent / f"poisoned-{attack}-{ratio:g}-seed{cfg.seed}.hdf5"
-            if not out.exists():
-                result = poison_dataset(
-                    PoisonConfig(
-                        dataset=str(clean.path),
-                        out=str(out),
-                        attack=attack,
-                        ratio=ratio,
-                        seed=cfg.seed,
-                        cache=cfg.dataset.cache,
-                    )  # fmt: skip
-                )
-                print(format_summary(result))
-            files[f"{attack}@{ratio:g}"] = out
+            files[f"{attack}@{ratio:g}"] = cached_poisoned(
+                PoisonConfig(
+                    dataset=str(clean.path),
+                    attack=attack,
+                    ratio=ratio,
+                    seed=cfg.seed,
+                    cache=cfg.dataset.cache,
+                )  # fmt: skip
+            )
     settings = TrainSettings(
         agent=cfg.agent, steps=cfg.train_steps, hidden=cfg.hidden, seed=cfg.seed
     )

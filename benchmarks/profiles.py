@@ -20,6 +20,7 @@ import torch
 from osrl_unlearn.data import read_hdf5
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
+from osrl_unlearn.poison import PoisonConfig, cached_poisoned
 from osrl_unlearn.training import TrainSettings, train_agent
 
 
@@ -29,8 +30,10 @@ class ProfilesConfig:
 
     dataset: MakeDatasetConfig = field(default_factory=MakeDatasetConfig)
     """The clean dataset (made locally, cached)."""
-    poisoned: str = "poisoned-max-cost-0.15-seed0.hdf5"
-    """Poisoned file next to the clean one (make it with benchmarks/poison_effect.py)."""
+    attack: str = "max-cost"
+    """Attack of the poisoned file (made next to the clean one, cached by its settings)."""
+    ratio: float = 0.15
+    """Injected share of the poisoned file."""
     agent: str = "bcql"
     """OSRL agent."""
     hidden: List[int] = field(default_factory=lambda: [128, 128])
@@ -60,7 +63,9 @@ class ProfilesConfig:
 def main(cfg: ProfilesConfig) -> None:
     torch.set_num_threads(cfg.threads)
     clean = make_dataset(cfg.dataset)
-    files = {"clean": clean.path, "poisoned": clean.path.parent / cfg.poisoned}
+    poison = PoisonConfig(dataset=str(clean.path), attack=cfg.attack, ratio=cfg.ratio,
+                          seed=cfg.seed, cache=cfg.dataset.cache)  # fmt: skip
+    files = {"clean": clean.path, "poisoned": cached_poisoned(poison)}
     settings = TrainSettings(agent=cfg.agent, steps=cfg.steps, batch_size=cfg.batch_size,
                              hidden=cfg.hidden, cost_limit=cfg.cost_limit, seed=cfg.seed,
                              learning_rate=cfg.learning_rate)  # fmt: skip

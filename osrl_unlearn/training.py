@@ -154,13 +154,11 @@ def cached_run(
     settings: TrainSettings,
     cache: str | Path | None = None,
     show_progress: bool = True,
-    callback: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> Path:
     """The OSRL run folder of ``settings`` trained on ``data``, trained once and then reused.
 
     Keyed by the data's content hash and every training setting, under ``<cache>/agents``; the
-    training wall time is kept in the run's ``training.json``. ``callback`` is passed to
-    :func:`train_agent` when training happens.
+    training wall time is kept in the run's ``training.json``.
     """
     import json
     import os
@@ -180,7 +178,7 @@ def cached_run(
     staging = Path(tempfile.mkdtemp(prefix=".train.", dir=folder))
     try:
         started = time.perf_counter()
-        _, run_dir = train_agent(data, settings, staging, "run", show_progress, callback)
+        _, run_dir = train_agent(data, settings, staging, "run", show_progress)
         record = {"wall_seconds": time.perf_counter() - started, "steps": settings.steps}
         (run_dir / "training.json").write_text(json.dumps(record))
         try:
