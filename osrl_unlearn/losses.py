@@ -34,6 +34,28 @@ def actor_keep_loss(q: torch.Tensor, qc: torch.Tensor, kappa: float) -> torch.Te
     return -(safe * q).mean() + F.softplus(qc - kappa).mean()
 
 
+def lagrangian_keep_loss(
+    q: torch.Tensor, qc: torch.Tensor, kappa: float, multiplier: float
+) -> torch.Tensor:
+    """L_a,k = -E[Q_r] + lambda E[Q_c - kappa]: the Lagrangian keep objective (BCQ-Lag's form),
+    an alternative to the indicator form when Q_r's scale dwarfs softplus(Q_c - kappa)."""
+    return -q.mean() + multiplier * (qc - kappa).mean()
+
+
+def update_multiplier(multiplier: float, mean_qc: float, kappa: float, rate: float) -> float:
+    """lambda <- max(0, lambda + rate (E[Q_c] - kappa)): dual ascent on the keep constraint."""
+    return max(0.0, multiplier + rate * (mean_qc - kappa))
+
+
+def vae_loss(
+    recon: torch.Tensor, actions: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """The behaviour VAE's loss as OSRL's BCQ-Lag / BEAR-Lag compute it: MSE reconstruction plus
+    beta times the KL to a standard normal."""
+    kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
+    return F.mse_loss(recon, actions) + beta * kl
+
+
 def actor_forget_loss(
     q: torch.Tensor,
     qc: torch.Tensor,

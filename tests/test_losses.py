@@ -8,10 +8,12 @@ from osrl_unlearn.losses import (
     actor_keep_loss,
     cost_forget_loss,
     forgetting_gap,
+    lagrangian_keep_loss,
     reward_forget_loss,
     reward_reference,
     trajdeleter_forget_loss,
     update_forget_weight,
+    update_multiplier,
 )
 
 Q = torch.tensor([1.0, 2.0, 3.0, 4.0])
@@ -93,3 +95,10 @@ def test_trajdeleter_cost_term_pushes_cost_advantage_up():
     adv_c = torch.tensor([0.0, 3.0], requires_grad=True)
     trajdeleter_forget_loss(torch.zeros(2), adv_c, cost_margin=1.0).backward()
     assert adv_c.grad[0] < adv_c.grad[1] < 0  # descent raises A_c, most where it is lowest
+
+
+def test_lagrangian_keep_loss_and_multiplier_update():
+    # -mean(Q) = -2.5; mean(QC - 1) = 0.5, times lambda 2 -> -1.5
+    assert lagrangian_keep_loss(Q, QC, kappa=1.0, multiplier=2.0).item() == pytest.approx(-1.5)
+    assert update_multiplier(0.5, mean_qc=2.0, kappa=1.5, rate=0.1) == pytest.approx(0.55)
+    assert update_multiplier(0.01, mean_qc=0.0, kappa=1.5, rate=0.1) == 0.0  # never negative

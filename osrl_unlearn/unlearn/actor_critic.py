@@ -17,9 +17,12 @@ from osrl_unlearn.losses import (
     actor_forget_loss,
     actor_keep_loss,
     cost_forget_loss,
+    lagrangian_keep_loss,
     reward_forget_loss,
     reward_reference,
     trajdeleter_forget_loss,
+    update_multiplier,
+    vae_loss,
 )
 from osrl_unlearn.unlearn.config import SafeRuleConfig
 from osrl_unlearn.unlearn.loop import Batch, UnlearningContext, UnlearningMixin
@@ -83,7 +86,18 @@ class ActorCriticUnlearning(UnlearningMixin):
         self.unlearn_critic_optim = torch.optim.Adam(
             [*self.critic.parameters(), *self.cost_critic.parameters()], lr=config.critic_lr
         )
+        if config.behaviour_unlearning and hasattr(self, "vae"):
+            self.unlearn_vae_optim = torch.optim.Adam(self.vae.parameters(), lr=config.critic_lr)
         return float(self.qc_thres)
+
+    def _behaviour_step(self, keep: Batch) -> dict[str, float]:
+        """One step of the behaviour VAE on keep data (behaviour_unlearning)."""
+        recon, mean, std = self.vae(keep[0], keep[2])
+        loss = vae_loss(recon, keep[2], mean, std, self.beta)
+        self.unlearn_vae_optim.zero_grad()
+        loss.backward()
+        self.unlearn_vae_optim.step()
+        return {"unlearn/vae_loss": loss.item()}
 
     def _sync_targets(self) -> None:
         self.sync_weight()
@@ -134,16 +148,24 @@ class ActorCriticUnlearning(UnlearningMixin):
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
     ) -> tuple[dict[str, float], torch.Tensor]:
         cfg = ctx.config
+        behaviour = {}
+        if cfg.behaviour_unlearning and hasattr(self, "vae"):
+            behaviour = self._behaviour_step(keep)
         obs_k = keep[0]
         n = obs_k.shape[0]
         obs = torch.cat([obs_k, forget[0]])
         with frozen(*self._frozen_during_actor_step()):
             actions = self._policy_actions(obs, self.actor)
             q, qc = self._policy_values(obs, actions)
-            if cfg.use_cost:
-                keep_loss = actor_keep_loss(q[:n], qc[:n], ctx.kappa)
-            else:  # reward-only: maximise Q_r on keep states
+            if not cfg.use_cost:  # reward-only: maximise Q_r on keep states
                 keep_loss = -q[:n].mean()
+            elif cfg.keep_objective == "lagrangian":
+                keep_loss = lagrangian_keep_loss(q[:n], qc[:n], ctx.kappa, ctx.multiplier)
+                ctx.multiplier = update_multiplier(
+                    ctx.multiplier, qc[:n].mean().item(), ctx.kappa, cfg.multiplier_rate
+                )
+            else:
+                keep_loss = actor_keep_loss(q[:n], qc[:n], ctx.kappa)
             forget_loss = self._actor_forget_term(obs[n:], q[n:], qc[n:], ctx)
             regularizer, reg_metrics = self._actor_regularizer(obs_k)
             loss = keep_loss + regularizer
@@ -157,6 +179,8 @@ class ActorCriticUnlearning(UnlearningMixin):
             "unlearn/actor_forget_loss": forget_loss.item(),
             "unlearn/forget_qc": qc[n:].mean().item(),
             "unlearn/keep_qc": qc[:n].mean().item(),
+            "unlearn/multiplier": ctx.multiplier,
+            **behaviour,
             **reg_metrics,
         }
         return metrics, qc[n:].detach()

@@ -55,6 +55,15 @@ class SafeRuleConfig:
     """Adam learning rate of the actor (optimizers are rebuilt: OSRL checkpoints hold none)."""
     critic_lr: float = 1e-4
     """Adam learning rate of the reward and cost critics."""
+    behaviour_unlearning: bool = False
+    """Also train the agent's behaviour VAE (BCQ-Lag, BEAR-Lag) on keep data, so the actions it
+    proposes move off the forget actions; False keeps it frozen (the actor stays in the support of
+    the poisoned data)."""
+    keep_objective: str = "published"
+    """The actor's keep term: 'published' (-E[1[Q_c <= kappa] Q_r] + E[softplus(Q_c - kappa)]) or
+    'lagrangian' (-E[Q_r] + lambda E[Q_c - kappa], lambda by dual ascent at multiplier_rate)."""
+    multiplier_rate: float = 0.1
+    """Dual-ascent step of lambda for keep_objective='lagrangian'."""
     forget_objective: str = "safe-rule"
     """The actor's forget term: 'safe-rule', 'trajdeleter' (suppress the reward advantage
     A_r = Q_r(s, pi(s)) - Q_r(s, pi_0(s)) over the policy pi_0 being repaired) or
@@ -78,6 +87,10 @@ class SafeRuleConfig:
         if not 0 < self.beta_min <= self.beta_max:
             raise ConfigError(
                 f"need 0 < beta_min <= beta_max, got {self.beta_min}, {self.beta_max}"
+            )
+        if self.keep_objective not in ("published", "lagrangian"):
+            raise ConfigError(
+                f"keep_objective must be 'published' or 'lagrangian', got {self.keep_objective!r}"
             )
         if self.forget_objective not in FORGET_OBJECTIVES:
             raise ConfigError(

@@ -55,6 +55,8 @@ class UnlearningContext:
     """True in the convergence phase: keep data only, no forget terms."""
     reference_actor: Any = None
     """A frozen copy of the actor being repaired (TrajDeleter's advantage baseline pi_0)."""
+    multiplier: float = 0.0
+    """lambda of the Lagrangian keep objective (keep_objective='lagrangian')."""
 
 
 @dataclass

@@ -52,6 +52,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "q-ref-0": {"q_ref_percentile": 0.0},
     "q-ref-100": {"q_ref_percentile": 100.0},
     "actor-forget-safe": {"actor_forget_variant": "safe"},
+    "lagrangian-keep": {"keep_objective": "lagrangian"},
+    "behaviour-unlearning": {"behaviour_unlearning": True},
 }
 """Safe-RULE ablations the paper reports (plus the actor forget-term variant), as overrides."""
 

@@ -134,3 +134,33 @@ def test_a_users_config_keeps_its_settings_and_gets_the_methods_definition():
     assert method_config("trajdeleter").critic_unlearning is False  # its own defaults
     assert ablation_config("fixed-beta").adaptive_beta is False
     assert ablation_config("q-ref-0").q_ref_percentile == 0.0
+
+
+def test_lagrangian_keep_objective_raises_its_multiplier_while_the_constraint_is_violated(
+    split_data,
+):
+    agent = make_agent("bcql")
+    keep, forget = samplers("bcql", split_data)
+    config = SafeRuleConfig(steps=5, keep_objective="lagrangian", multiplier_rate=1.0)
+    history = agent.unlearn(keep, forget, config=config, show_progress=False)
+    lambdas = history.series("unlearn/multiplier")
+    keep_qc = history.series("unlearn/keep_qc")
+    for before, after, qc in zip(lambdas, lambdas[1:], keep_qc[1:], strict=False):
+        assert after == pytest.approx(max(0.0, before + (qc - history.kappa)))
+    with pytest.raises(ConfigError, match="keep_objective"):
+        SafeRuleConfig(keep_objective="soft")
+
+
+@pytest.mark.parametrize("name", ["bcql", "bearl"])
+def test_behaviour_unlearning_trains_the_vae_on_keep_data_only_when_asked(name, split_data):
+    keep, forget = samplers(name, split_data)
+    frozen_run = make_agent(name)
+    before = module_params(frozen_run, frozen_run.vae)
+    frozen_run.unlearn(keep, forget, config=FAST, show_progress=False)
+    assert same(before, module_params(frozen_run, frozen_run.vae))
+    agent = make_agent(name)
+    keep, forget = samplers(name, split_data)
+    config = SafeRuleConfig(steps=4, behaviour_unlearning=True, critic_lr=1e-3)
+    history = agent.unlearn(keep, forget, config=config, show_progress=False)
+    assert not same(before, module_params(agent, agent.vae))
+    assert all(np.isfinite(m["unlearn/vae_loss"]) for m in history.metrics)
