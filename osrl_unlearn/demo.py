@@ -83,9 +83,14 @@ def apply_quick_profile(cfg) -> None:
     """Shrinks a MakeDatasetConfig to a seconds-long run (tests and --quick)."""
     cfg.episodes = 8
     cfg.behaviour.steps = 2_000
-    cfg.behaviour.step_per_epoch = 1_000
-    cfg.behaviour.training_envs = 2
-    cfg.behaviour.episode_per_collect = 2
+    shrink_ppo(cfg.behaviour)
+
+
+def shrink_ppo(behaviour) -> None:
+    """Seconds-sized PPO epochs for a BehaviourConfig (the quick dataset's and adversary's)."""
+    behaviour.step_per_epoch = 1_000
+    behaviour.training_envs = 2
+    behaviour.episode_per_collect = 2
 
 
 def poisoned_file(clean_path: Path, cfg: DemoConfig, profile: dict) -> Path:
@@ -97,9 +102,7 @@ def poisoned_file(clean_path: Path, cfg: DemoConfig, profile: dict) -> Path:
                               seed=cfg.seed, cache=cfg.cache, show_progress=cfg.show_progress)  # fmt: skip
     poison_cfg.adversary.steps = profile["adversary_steps"]
     if cfg.quick:
-        poison_cfg.adversary.step_per_epoch = 1_000
-        poison_cfg.adversary.training_envs = 2
-        poison_cfg.adversary.episode_per_collect = 2
+        shrink_ppo(poison_cfg.adversary)
     path = cached_poisoned(poison_cfg)
     attrs = read_hdf5(path).attrs
     print(f"  {path.name}: {attrs['achieved_ratio']:.1%} injected; the injected episodes really "
@@ -151,8 +154,7 @@ def run_demo(cfg: DemoConfig) -> int:
                             show_progress=cfg.show_progress)  # fmt: skip
         runs[method] = result.run_dir
         made[method] = (result.history.wall_seconds, result.history.steps)
-        histories[method] = {k: [m[k] for m in result.history.metrics if k in m]
-                             for k in result.history.last()}  # fmt: skip
+        histories[method] = {k: result.history.series(k) for k in result.history.last()}
         kappa = kappa or result.history.kappa or None
 
     print(f"[5/{steps_total}] evaluating every policy ({profile['eval_episodes']} episodes)")

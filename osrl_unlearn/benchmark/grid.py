@@ -213,7 +213,7 @@ def plan(cfg: GridConfig) -> List[Job]:
     baselines first."""
     import pyrallis
 
-    from osrl_unlearn.demo import apply_quick_profile
+    from osrl_unlearn.demo import apply_quick_profile, shrink_ppo
     from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
     from osrl_unlearn.poison import PoisonConfig, cached_poisoned
     from osrl_unlearn.training import profile_settings
@@ -256,9 +256,7 @@ def plan(cfg: GridConfig) -> List[Job]:
                                                   show_progress=cfg.show_progress)  # fmt: skip
                         poison_cfg.adversary.steps = profile["adversary_steps"]
                         if profile["quick_data"]:
-                            poison_cfg.adversary.step_per_epoch = 1_000
-                            poison_cfg.adversary.training_envs = 2
-                            poison_cfg.adversary.episode_per_collect = 2
+                            shrink_ppo(poison_cfg.adversary)
                         cells.append(Job(**common, attack=attack, ratio=ratio,
                                          poisoned_path=str(cached_poisoned(poison_cfg)),
                                          methods=list(cfg.methods),
