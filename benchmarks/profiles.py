@@ -34,6 +34,8 @@ class ProfilesConfig:
     """Attack of the poisoned file (made next to the clean one, cached by its settings)."""
     ratio: float = 0.15
     """Injected share of the poisoned file."""
+    adversary_steps: int = 100_000
+    """Environment steps of the attack's adversarial policy."""
     agent: str = "bcql"
     """OSRL agent."""
     hidden: List[int] = field(default_factory=lambda: [128, 128])
@@ -65,6 +67,7 @@ def main(cfg: ProfilesConfig) -> None:
     clean = make_dataset(cfg.dataset)
     poison = PoisonConfig(dataset=str(clean.path), attack=cfg.attack, ratio=cfg.ratio,
                           seed=cfg.seed, cache=cfg.dataset.cache)  # fmt: skip
+    poison.adversary.steps = cfg.adversary_steps
     files = {"clean": clean.path, "poisoned": cached_poisoned(poison)}
     settings = TrainSettings(agent=cfg.agent, steps=cfg.steps, batch_size=cfg.batch_size,
                              hidden=cfg.hidden, cost_limit=cfg.cost_limit, seed=cfg.seed,

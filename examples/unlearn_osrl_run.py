@@ -10,6 +10,7 @@
    (``osrl-unlearn poison`` writes it); a clean file stands in its costliest episodes, so the
    example runs before any attack exists.
 4. ``save_run`` writes the repaired agent as a new OSRL run folder (the input is never touched).
+5. ``evaluate`` rolls the policy out before and after unlearning on the same seeded episodes.
 """
 
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import torch
 from osrl_unlearn import SafeRuleConfig, load_agent, save_run
 from osrl_unlearn.agents.checkpoint import read_config
 from osrl_unlearn.data import BatchSampler, OfflineDataset, layout_for, read_hdf5
+from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.training import TrainSettings, train_agent
 from osrl_unlearn.unlearn.metadata import unlearning_metadata
 
@@ -49,8 +51,10 @@ class ExampleConfig:
     """Transitions per batch."""
     forget_episodes: float = 0.1
     """Without a poison mask: the share of costliest episodes used as the forget set."""
+    eval_episodes: int = 10
+    """Episodes evaluated before and after unlearning (same seeds); 0 skips evaluation."""
     seed: int = 0
-    """Seed of training and unlearning."""
+    """Seed of training, unlearning and evaluation."""
 
 
 def train_osrl_run(cfg: ExampleConfig, data: OfflineDataset, run_parent: Path) -> Path:
@@ -81,6 +85,9 @@ def main(cfg: ExampleConfig) -> Path:
     data = read_hdf5(cfg.dataset)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else train_osrl_run(cfg, data, work)
     agent = load_agent(run_dir)
+    if cfg.eval_episodes:
+        before = evaluate(agent, data.task, cfg.eval_episodes, seed=cfg.seed + 10_000)
+        print(f"before unlearning: {before.format()}")
     data.poison_mask = forget_mask(data, cfg.forget_episodes)
     keep, forget = data.split()
     layout = layout_for(cfg.agent)
@@ -103,6 +110,9 @@ def main(cfg: ExampleConfig) -> Path:
         f"({history.wall_seconds:.1f} s): forget-set Q_c {last['unlearn/forget_qc']:.2f} "
         f"(kappa {history.kappa:.2f}), beta_f {last['unlearn/beta_f']:.2f}\nrepaired run: {out}"
     )
+    if cfg.eval_episodes:
+        after = evaluate(load_agent(out), data.task, cfg.eval_episodes, seed=cfg.seed + 10_000)
+        print(f"after unlearning:  {after.format()}")
     return out
 
 

@@ -32,7 +32,8 @@ class TrainConfig:
     agent: str = "bcql"
     """bcql, bearl, cpq or coptidice."""
     profile: str = "cpu"
-    """cpu (sized for this kind of machine), osrl (OSRL's defaults) or quick (tests)."""
+    """cpu (sized for this kind of machine), demo (the demo's, smaller), osrl (OSRL's defaults) or
+    quick (tests)."""
     keep_only: bool = False
     """Train on the file's clean rows only (its poison_mask): the 'retrain' reference."""
     steps: Optional[int] = None

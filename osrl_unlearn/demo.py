@@ -1,6 +1,6 @@
 """``osrl-unlearn demo``: the whole story on CarCircle, from clean data to a repaired policy.
 
-1. a clean DSRL dataset from behaviour policies (cached);
+1. a clean DSRL dataset from behaviour policies (scripted controllers by default, cached);
 2. the Max Cost attack at 15 % (adversary and poisoned file cached);
 3. an OSRL agent trained by OSRL's trainer on the clean file and on the poisoned file (cached);
 4. the poisoned agent repaired by Safe-RULE and by fine-tuning on the keep data;
@@ -20,12 +20,13 @@ from typing import List, Optional
 DEMO_PROFILES = {
     "default": {
         "behaviour_steps": 200_000,
-        "adversary_steps": 100_000,
+        "adversary_steps": 20_000,
         "agent": "bcql",
-        "train_profile": "cpu",
+        "train_profile": "demo",
         "train_steps": None,
-        "unlearn_steps": 2000,
+        "unlearn_steps": 5000,
         "eval_episodes": 20,
+        "workers": 2,
     },
     "quick": {
         "behaviour_steps": 2_000,
@@ -35,10 +36,12 @@ DEMO_PROFILES = {
         "train_steps": 30,
         "unlearn_steps": 10,
         "eval_episodes": 2,
+        "workers": 2,
     },
 }
-"""``default`` is sized to finish within the README's budget on a 2-core machine; ``quick`` only
-checks the plumbing (its policies mean nothing)."""
+"""``default`` is sized to finish within the README's budget on a 2-core machine (measured: see
+the README); ``quick`` only checks the plumbing (its policies mean nothing). ``behaviour_steps``
+applies to ``behaviour_source: ppo`` only."""
 
 
 @dataclass
@@ -55,6 +58,9 @@ class DemoConfig:
     """Attack applied to the clean data."""
     ratio: float = 0.15
     """Injected share of the poisoned file."""
+    behaviour_source: str = "controller"
+    """Behaviour policies of the clean data: ``controller`` (scripted, about a minute) or ``ppo``
+    (FSRL PPO-Lag as DSRL did, about 7 more minutes)."""
     methods: List[str] = field(default_factory=lambda: ["safe-rule", "finetune"])
     """Repairs to run on the poisoned agent."""
     cache: Optional[str] = None
@@ -71,8 +77,9 @@ def _dataset_config(cfg: DemoConfig, profile: dict):
     from osrl_unlearn.generate.make_dataset import MakeDatasetConfig
 
     data_cfg = MakeDatasetConfig(
-        task=cfg.task, seed=cfg.seed, cache=cfg.cache, show_progress=cfg.show_progress
-    )
+        task=cfg.task, seed=cfg.seed, cache=cfg.cache, show_progress=cfg.show_progress,
+        behaviour_source=cfg.behaviour_source,
+    )  # fmt: skip
     data_cfg.behaviour.steps = profile["behaviour_steps"]
     if cfg.quick:
         apply_quick_profile(data_cfg)
@@ -110,14 +117,58 @@ def poisoned_file(clean_path: Path, cfg: DemoConfig, profile: dict) -> Path:
     return path
 
 
+def ticker(progress):
+    """A per-step callback that ticks ``progress`` once and never asks to stop."""
+
+    def tick(step, _):
+        progress(1)
+
+    return tick
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    dataset: str
+    settings: object
+    cache: Optional[str]
+
+
+def train_job(job: TrainJob, progress) -> Path:
+    """One cached OSRL training (a worker process's job); ticks ``progress`` once per step."""
+    from osrl_unlearn.data import read_hdf5
+    from osrl_unlearn.training import cached_run
+
+    return cached_run(read_hdf5(job.dataset), job.settings, job.cache, show_progress=False,
+                      callback=ticker(progress))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RepairJob:
+    run: str
+    dataset: str
+    out: str
+    method: str
+    steps: int
+    seed: int
+
+
+def repair_job(job: RepairJob, progress):
+    """One repair of the poisoned run (a worker process's job): its run folder and history."""
+    from osrl_unlearn.repair import repair_run
+
+    result = repair_run(job.run, job.dataset, job.out, method=job.method, steps=job.steps,
+                        seed=job.seed, show_progress=False,
+                        callback=ticker(progress))  # fmt: skip
+    return result.run_dir, result.history
+
+
 def run_demo(cfg: DemoConfig) -> int:
     from osrl_unlearn.agents.checkpoint import load_agent
-    from osrl_unlearn.data import read_hdf5
     from osrl_unlearn.evaluation import evaluate
     from osrl_unlearn.generate.make_dataset import format_summary, make_dataset
-    from osrl_unlearn.repair import repair_run
+    from osrl_unlearn.parallel import run_jobs
     from osrl_unlearn.report import markdown_table, plot_policies, plot_unlearning
-    from osrl_unlearn.training import cached_run, profile_settings, training_seconds
+    from osrl_unlearn.training import profile_settings, training_seconds
 
     started = time.perf_counter()
     out = Path(cfg.out)
@@ -140,22 +191,27 @@ def run_demo(cfg: DemoConfig) -> int:
                                 steps=profile["train_steps"], seed=cfg.seed)  # fmt: skip
     print(f"[3/{steps_total}] {settings.agent} trained by OSRL's trainer ({settings.steps} steps) "
           "on the clean and on the poisoned file")  # fmt: skip
+    jobs = [TrainJob(str(path), settings, cfg.cache) for path in (clean.path, poisoned_path)]
+    trained = run_jobs(train_job, jobs, workers=profile["workers"], total=2 * settings.steps,
+                       desc="training clean and poisoned (OSRL)", unit="step",
+                       show_progress=cfg.show_progress)  # fmt: skip
     runs, made = {}, {}
-    for label, path in (("clean", clean.path), ("poisoned", poisoned_path)):
-        run = cached_run(read_hdf5(path), settings, cfg.cache, cfg.show_progress)
+    for label, run in zip(("clean", "poisoned"), trained, strict=False):
         runs[label] = shutil.copytree(run, out / label)
         made[label] = (training_seconds(run), settings.steps)
 
     print(f"[4/{steps_total}] repairing the poisoned agent: {', '.join(cfg.methods)}")
+    jobs = [RepairJob(str(runs["poisoned"]), str(poisoned_path), str(out / method), method,
+                      profile["unlearn_steps"], cfg.seed) for method in cfg.methods]  # fmt: skip
+    repaired = run_jobs(repair_job, jobs, workers=profile["workers"],
+                        total=len(jobs) * profile["unlearn_steps"], desc="repairing", unit="step",
+                        show_progress=cfg.show_progress)  # fmt: skip
     histories, kappa = {}, None
-    for method in cfg.methods:
-        result = repair_run(runs["poisoned"], poisoned_path, out / method, method=method,
-                            steps=profile["unlearn_steps"], seed=cfg.seed,
-                            show_progress=cfg.show_progress)  # fmt: skip
-        runs[method] = result.run_dir
-        made[method] = (result.history.wall_seconds, result.history.steps)
-        histories[method] = {k: result.history.series(k) for k in result.history.last()}
-        kappa = kappa or result.history.kappa or None
+    for method, (run_dir, history) in zip(cfg.methods, repaired, strict=False):
+        runs[method] = run_dir
+        made[method] = (history.wall_seconds, history.steps)
+        histories[method] = {k: history.series(k) for k in history.last()}
+        kappa = kappa or history.kappa or None
 
     print(f"[5/{steps_total}] evaluating every policy ({profile['eval_episodes']} episodes)")
     rows = []

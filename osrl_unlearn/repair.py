@@ -53,9 +53,11 @@ def repair_run(
     seed: int = 0,
     replace: bool = False,
     show_progress: bool = True,
+    callback=None,
 ) -> RepairResult:
     """Repairs the agent of ``run_dir`` with ``method``, forgetting the rows ``dataset``'s
-    ``poison_mask`` flags, and writes the result to ``out``.
+    ``poison_mask`` flags, and writes the result to ``out``. ``callback(step, metrics)`` runs
+    after every step (see ``unlearn``).
 
     Raises:
         CheckpointError / DatasetError / UnlearningError: unusable inputs, with the fix named.
@@ -81,6 +83,7 @@ def repair_run(
         method=method,
         config=config,
         steps=steps,
+        callback=callback,
         show_progress=show_progress,
     )
     metadata = unlearning_metadata(method, config, history, forget, str(run_dir))

@@ -40,11 +40,13 @@ class TrainSettings:
 PROFILES: dict[str, dict[str, Any]] = {
     "osrl": {"hidden": [256, 256], "vae_hidden": 750, "batch_size": 512, "steps": 100_000},
     "cpu": {"hidden": [128, 128], "batch_size": 512, "steps": 20_000},
+    "demo": {"hidden": [32, 32], "batch_size": 64, "steps": 20_000},
     "quick": {"hidden": [32, 32], "batch_size": 128, "steps": 300},
 }
-"""Training profiles: ``osrl`` is OSRL's defaults (hours on this CPU); ``cpu`` is the profile
+"""Training profiles: ``osrl`` is OSRL's defaults (hours on this CPU); ``cpu`` and ``demo`` were
 chosen by measuring what policy each size gives here (``benchmarks/profiles.py``, see the
-README); ``quick`` is for tests and smoke runs (not a usable policy)."""
+README): ``cpu`` ~15 min per BCQ-Lag agent, ``demo`` ~4 min (the demo's budget); ``quick`` is for
+tests and smoke runs (not a usable policy)."""
 
 
 def profile_settings(profile: str, **overrides: Any) -> TrainSettings:
@@ -154,11 +156,13 @@ def cached_run(
     settings: TrainSettings,
     cache: str | Path | None = None,
     show_progress: bool = True,
+    callback: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> Path:
     """The OSRL run folder of ``settings`` trained on ``data``, trained once and then reused.
 
     Keyed by the data's content hash and every training setting, under ``<cache>/agents``; the
-    training wall time is kept in the run's ``training.json``.
+    training wall time is kept in the run's ``training.json``. ``callback`` as in
+    :func:`train_agent` (not called when the run comes from the cache).
     """
     import json
     import os
@@ -178,7 +182,7 @@ def cached_run(
     staging = Path(tempfile.mkdtemp(prefix=".train.", dir=folder))
     try:
         started = time.perf_counter()
-        _, run_dir = train_agent(data, settings, staging, "run", show_progress)
+        _, run_dir = train_agent(data, settings, staging, "run", show_progress, callback)
         record = {"wall_seconds": time.perf_counter() - started, "steps": settings.steps}
         (run_dir / "training.json").write_text(json.dumps(record))
         try:

@@ -15,16 +15,19 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", ["bcql", "bearl", "cpq", "coptidice"])
-def test_unlearn_osrl_run_example(agent, quick_car_circle, tmp_path, monkeypatch):
+def test_unlearn_osrl_run_example(agent, quick_car_circle, tmp_path, monkeypatch, capsys):
     _, dataset = quick_car_circle
     work = tmp_path / "work"
     argv = [
         "unlearn_osrl_run.py", "--dataset", str(dataset.path), "--agent", agent,
         "--work_dir", str(work), "--train_steps", "20", "--unlearn_steps", "10",
-        "--hidden", "[16, 16]", "--batch_size", "32",
+        "--hidden", "[16, 16]", "--batch_size", "32", "--eval_episodes", "1",
     ]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(EXAMPLES / "unlearn_osrl_run.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "before unlearning: " in printed and "after unlearning: " in printed
+    assert "cost" in printed.split("after unlearning: ")[1]
     source, repaired = work / "osrl_run", work / "repaired"
     assert (source / "config.yaml").is_file() and (source / "checkpoint" / "model.pt").is_file()
     metadata = json.loads((repaired / "unlearning.json").read_text())

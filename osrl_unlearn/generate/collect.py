@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from osrl_unlearn.generate.behaviour import load_actor
+from osrl_unlearn.generate.controller import CircleController
 from osrl_unlearn.parallel import Progress, run_jobs
 from osrl_unlearn.tasks import make_env, reset_env
 
 
 @dataclass(frozen=True)
 class EpisodePlan:
-    """One episode to record: which actor, how much action noise, which seed."""
+    """One episode to record: which actor (a saved actor file, or a scripted controller when
+    ``controller`` is set), how much action noise, which seed."""
 
     index: int
     actor_path: str
     noise: float
     seed: int
+    controller: CircleController | None = None
 
 
 @dataclass(frozen=True)
@@ -70,23 +74,38 @@ def concatenate_episodes(episodes: list[dict[str, np.ndarray]]) -> dict[str, np.
 
 
 def collect_episodes(job: CollectJob, progress: Progress) -> list[dict[str, np.ndarray]]:
-    """Records each planned episode: actions are the actor's mean plus Gaussian noise, clipped."""
+    """Records each planned episode: actions are the policy's (the actor's mean or the
+    controller's) plus Gaussian noise, clipped."""
     env = make_env(job.task)
-    actors: dict[str, torch.nn.Module] = {}
+    actors: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
     episodes = []
     for plan in job.episodes:
-        if plan.actor_path not in actors:
-            actors[plan.actor_path] = load_actor(
-                plan.actor_path, job.obs_dim, job.act_dim, list(job.hidden_sizes)
-            )
-        episodes.append(_record(env, actors[plan.actor_path], plan))
+        if plan.controller is not None:
+            policy = plan.controller
+        else:
+            if plan.actor_path not in actors:
+                actors[plan.actor_path] = _actor_mean(
+                    load_actor(plan.actor_path, job.obs_dim, job.act_dim, list(job.hidden_sizes))
+                )
+            policy = actors[plan.actor_path]
+        episodes.append(_record(env, policy, plan))
         progress(1)
     env.close()
     return episodes
 
 
-@torch.no_grad()
-def _record(env, actor: torch.nn.Module, plan: EpisodePlan) -> dict[str, np.ndarray]:
+def _actor_mean(actor: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> np.ndarray:
+        (mean, _), _ = actor(obs[None].astype(np.float32))
+        return mean[0].numpy()
+
+    return act
+
+
+def _record(
+    env, policy: Callable[[np.ndarray], np.ndarray], plan: EpisodePlan
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(plan.seed)
     obs, _ = reset_env(env, plan.seed)
     rows: dict[str, list] = {
@@ -94,8 +113,7 @@ def _record(env, actor: torch.nn.Module, plan: EpisodePlan) -> dict[str, np.ndar
     }
     done = False
     while not done:
-        (mean, _), _ = actor(obs[None].astype(np.float32))
-        action = mean[0].numpy()
+        action = policy(obs)
         if plan.noise > 0:
             action = action + plan.noise * rng.standard_normal(action.shape)
         action = np.clip(action, -1.0, 1.0).astype(np.float32)

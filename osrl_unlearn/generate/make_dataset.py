@@ -31,10 +31,24 @@ from osrl_unlearn.generate.collect import (
     episode_seed,
     record_episodes,
 )
+from osrl_unlearn.generate.controller import CircleController, check_controller_task
 from osrl_unlearn.io import WrittenFile, atomic_path
 from osrl_unlearn.tasks import DEFAULT_COST_LIMIT, get_task
 
 DATASET_FILE = "dataset.hdf5"
+
+
+@dataclass
+class ControllerConfig:
+    """Scripted CarCircle behaviour: one controller per radius x speed (see .controller)."""
+
+    radii: List[float] = field(default_factory=lambda: [3.0, 4.5, 5.5, 6.0, 6.5, 7.5])
+    """Circle radii followed; the task's circle has radius 7 and the cost starts at |x| > 6."""
+    speeds: List[float] = field(default_factory=lambda: [0.4, 0.7, 1.0])
+    """Forward commands (share of the top speed)."""
+
+    def controllers(self) -> list[CircleController]:
+        return [CircleController(radius, speed) for radius in self.radii for speed in self.speeds]
 
 
 @dataclass
@@ -49,8 +63,13 @@ class MakeDatasetConfig:
     """Episodes to record, spread evenly over the behaviour snapshots and noise levels."""
     action_noise: List[float] = field(default_factory=lambda: [0.0, 0.3])
     """Std of the Gaussian noise added to the behaviour actions; one level per episode in turn."""
+    behaviour_source: str = "ppo"
+    """``ppo``: behaviour policies trained by FSRL's PPO-Lag, as DSRL made its data (minutes);
+    ``controller``: scripted circle-following controllers, no training (CarCircle only)."""
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
-    """How the behaviour policies are trained."""
+    """How the PPO behaviour policies are trained (``behaviour_source: ppo``)."""
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    """The scripted controllers (``behaviour_source: controller``)."""
     cost_limit: float = DEFAULT_COST_LIMIT
     """Episode cost limit used in the printed spread (share of episodes within the limit)."""
     workers: int = 2
@@ -71,6 +90,13 @@ class MakeDatasetConfig:
         # with the episodes the same env instance ran before), and workers split the episodes.
         for key in ("out", "cache", "force", "show_progress", "cost_limit"):
             settings.pop(key)
+        # Only the chosen source's settings shape the file; a PPO dataset keeps the key it had
+        # before controllers existed, so cached datasets stay valid.
+        if self.behaviour_source == "ppo":
+            settings.pop("behaviour_source")
+            settings.pop("controller")
+        else:
+            settings.pop("behaviour")
         return settings
 
 
@@ -83,6 +109,14 @@ def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
         raise ConfigError(
             f"action_noise needs one or more non-negative levels, got {cfg.action_noise}"
         )
+    if cfg.behaviour_source not in ("ppo", "controller"):
+        raise ConfigError(
+            f"behaviour_source must be ppo or controller, got {cfg.behaviour_source!r}"
+        )
+    if cfg.behaviour_source == "controller":
+        check_controller_task(task.name)
+        if not cfg.controller.controllers():
+            raise ConfigError("controller.radii and controller.speeds need one value or more")
     folder = cache_dir("datasets", task.name, cfg.cache_settings(), cfg.cache)
     path = folder / DATASET_FILE
     if path.is_file() and (folder / "summary.json").is_file() and not cfg.force:
@@ -100,14 +134,26 @@ def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
 
 def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
     started = time.perf_counter()
-    snapshots = _behaviour_snapshots(cfg, task.name)
+    if cfg.behaviour_source == "controller":
+        policies = [{"controller": c} for c in cfg.controller.controllers()]
+        sources = [{"label": f"controller, radius {c.radius:g}", "radius": c.radius,
+                    "speed": c.speed} for c in cfg.controller.controllers()]  # fmt: skip
+        generator = "scripted circle controllers + action noise"
+    else:
+        snapshots = _behaviour_snapshots(cfg, task.name)
+        policies = [{"actor_path": snapshot.path} for snapshot in snapshots]
+        sources = [{"label": "PPO (no cost)" if s.cost_limit is None
+                    else f"PPO-Lag, limit {s.cost_limit:g}", "cost_limit": s.cost_limit,
+                    "epoch": s.epoch} for s in snapshots]  # fmt: skip
+        generator = "FSRL PPO-Lag behaviour snapshots + action noise"
     trained = time.perf_counter()
     plans = [
         EpisodePlan(
             index=i,
-            actor_path=snapshots[i % len(snapshots)].path,
-            noise=cfg.action_noise[(i // len(snapshots)) % len(cfg.action_noise)],
+            actor_path=policies[i % len(policies)].get("actor_path", ""),
+            noise=cfg.action_noise[(i // len(policies)) % len(cfg.action_noise)],
             seed=episode_seed(cfg.seed, i),
+            controller=policies[i % len(policies)].get("controller"),
         )
         for i in range(cfg.episodes)
     ]
@@ -122,7 +168,7 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
     attrs = {
         "task": task.name,
         "seed": cfg.seed,
-        "generator": "osrl-unlearn make-dataset (FSRL PPO-Lag behaviour snapshots + action noise)",
+        "generator": f"osrl-unlearn make-dataset ({generator})",
         "generator_config": cfg.cache_settings(),
     }
     dataset = OfflineDataset.from_arrays(
@@ -137,16 +183,11 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
         behaviour_seconds=round(trained - started, 1),
         collection_seconds=round(collected - trained, 1),
         total_seconds=round(time.perf_counter() - started, 1),
-        behaviour_snapshots=len(snapshots),
+        behaviour_policies=len(policies),
         reused_from_cache=False,
     )
     summary["episode_sources"] = [
-        {
-            "cost_limit": snapshots[i % len(snapshots)].cost_limit,
-            "epoch": snapshots[i % len(snapshots)].epoch,
-            "noise": plans[i].noise,
-        }
-        for i in range(cfg.episodes)
+        {**sources[i % len(sources)], "noise": plans[i].noise} for i in range(cfg.episodes)
     ]
     with atomic_path(folder / "summary.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
@@ -220,7 +261,7 @@ def format_summary(path: Path, summary: dict) -> str:
 
 
 def plot_spread(dataset: OfflineDataset, summary: dict, cost_limit: float, out: Path) -> Path:
-    """Scatter of episode cost against reward, coloured by behaviour run, cost limit drawn."""
+    """Scatter of episode cost against reward, coloured by behaviour policy, cost limit drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -229,11 +270,9 @@ def plot_spread(dataset: OfflineDataset, summary: dict, cost_limit: float, out: 
     rewards, costs = dataset.episode_returns()
     sources = summary["episode_sources"]
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    limits = sorted({str(s["cost_limit"]) for s in sources})
-    for label in limits:
-        rows = [i for i, s in enumerate(sources) if str(s["cost_limit"]) == label]
-        name = "PPO (no cost)" if label == "None" else f"PPO-Lag, limit {float(label):g}"
-        ax.scatter(costs[rows], rewards[rows], s=12, alpha=0.7, label=name)
+    for label in dict.fromkeys(s["label"] for s in sources):
+        rows = [i for i, s in enumerate(sources) if s["label"] == label]
+        ax.scatter(costs[rows], rewards[rows], s=12, alpha=0.7, label=label)
     ax.axvline(cost_limit, color="red", linestyle="--", label=f"cost limit {cost_limit:g}")
     ax.set_xlabel("episode cost")
     ax.set_ylabel("episode reward")

@@ -89,3 +89,53 @@ def test_safety_gymnasium_task(tmp_path):
     assert check_with_dsrl(result.path, "OfflinePointCircle1Gymnasium-v0") == 2 * 500
     data = read_hdf5(result.path)
     assert data.obs_dim == 28 and data.timeouts.sum() == 2
+
+
+def test_controller_radius_sets_the_safety_of_an_episode():
+    from osrl_unlearn.generate.collect import CollectJob, EpisodePlan, collect_episodes
+    from osrl_unlearn.generate.controller import CircleController
+
+    plans = tuple(
+        EpisodePlan(i, "", 0.0, seed=7, controller=CircleController(radius, 1.0))
+        for i, radius in enumerate((5.5, 7.5))
+    )
+    inside, outside = collect_episodes(CollectJob("OfflineCarCircle-v0", 8, 2, (), plans), print)
+    # radius 5.5 stays within |x| <= 6 (cost only beyond it); radius 7.5 crosses it every lap
+    assert inside["costs"].sum() == 0 and inside["rewards"].sum() > 100
+    assert outside["costs"].sum() > 10 and outside["rewards"].sum() > inside["rewards"].sum()
+    # the controller reads only the observation it is given: the same action for the same obs
+    obs = inside["observations"][50]
+    np.testing.assert_array_equal(plans[0].controller(obs), plans[0].controller(obs.copy()))
+
+
+def test_controller_dataset_spans_both_sides_of_the_cost_limit(tmp_path):
+    cfg = MakeDatasetConfig(behaviour_source="controller", episodes=6, workers=1,
+                            show_progress=False, cache=str(tmp_path))  # fmt: skip
+    cfg.controller.radii, cfg.controller.speeds = [5.0, 7.5], [0.5, 1.0]
+    result = make_dataset(cfg)
+    assert check_with_dsrl(result.path, "OfflineCarCircle-v0") == 6 * 300
+    assert result.summary["episodes_within_cost_limit"] >= 2
+    assert result.summary["episodes_above_cost_limit"] >= 2
+    assert result.summary["behaviour_seconds"] == 0
+    config = read_hdf5(result.path).attrs["generator_config"]
+    assert config["behaviour_source"] == "controller" and "behaviour" not in config
+    assert "controller" in read_hdf5(result.path).attrs["generator"]
+
+
+def test_ppo_datasets_keep_their_cache_key():
+    from osrl_unlearn.cache import settings_key
+
+    settings = MakeDatasetConfig().cache_settings()
+    assert "behaviour_source" not in settings and "controller" not in settings
+    # the key of the default PPO dataset made before controllers existed (cached files stay valid)
+    assert settings_key(settings) == "853e4648b792"
+
+
+def test_controller_refuses_other_tasks():
+    from osrl_unlearn.errors import ConfigError
+
+    cfg = MakeDatasetConfig(task="OfflinePointCircle1Gymnasium-v0", behaviour_source="controller")
+    with pytest.raises(ConfigError, match="written for OfflineCarCircle-v0"):
+        make_dataset(cfg)
+    with pytest.raises(ConfigError, match="behaviour_source must be ppo or controller"):
+        make_dataset(MakeDatasetConfig(behaviour_source="scripted"))
