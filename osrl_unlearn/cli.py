@@ -32,7 +32,7 @@ class TrainConfig:
     agent: str = "bcql"
     """bcql, bearl, cpq or coptidice."""
     profile: str = "cpu"
-    """cpu (sized for this kind of machine), demo (the demo's, smaller), osrl (OSRL's defaults) or
+    """cpu (sized for this kind of machine), small (the demo's, ~4 min), osrl (OSRL's defaults) or
     quick (tests)."""
     keep_only: bool = False
     """Train on the file's clean rows only (its poison_mask): the 'retrain' reference."""

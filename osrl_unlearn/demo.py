@@ -22,7 +22,7 @@ DEMO_PROFILES = {
         "behaviour_steps": 200_000,
         "adversary_steps": 20_000,
         "agent": "bcql",
-        "train_profile": "demo",
+        "train_profile": "small",
         "train_steps": None,
         "unlearn_steps": 5000,
         "eval_episodes": 20,

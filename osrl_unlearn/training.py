@@ -40,13 +40,13 @@ class TrainSettings:
 PROFILES: dict[str, dict[str, Any]] = {
     "osrl": {"hidden": [256, 256], "vae_hidden": 750, "batch_size": 512, "steps": 100_000},
     "cpu": {"hidden": [128, 128], "batch_size": 512, "steps": 20_000},
-    "demo": {"hidden": [32, 32], "batch_size": 64, "steps": 20_000},
+    "small": {"hidden": [32, 32], "batch_size": 64, "steps": 20_000},
     "quick": {"hidden": [32, 32], "batch_size": 128, "steps": 300},
 }
-"""Training profiles: ``osrl`` is OSRL's defaults (hours on this CPU); ``cpu`` and ``demo`` were
+"""Training profiles: ``osrl`` is OSRL's defaults (hours on this CPU); ``cpu`` and ``small`` were
 chosen by measuring what policy each size gives here (``benchmarks/profiles.py``, see the
-README): ``cpu`` ~15 min per BCQ-Lag agent, ``demo`` ~4 min (the demo's budget); ``quick`` is for
-tests and smoke runs (not a usable policy)."""
+README): ``cpu`` ~15 min per BCQ-Lag agent, ``small`` ~4 min (the demo's and the ``cpu`` benchmark
+grid's); ``quick`` is for tests and smoke runs (not a usable policy)."""
 
 
 def profile_settings(profile: str, **overrides: Any) -> TrainSettings:

@@ -68,3 +68,16 @@ def test_unknown_backend_and_profile_are_refused(tmp_path):
 
         execute(job_free, [Job("t", "cpq", 0, "", None, 1, 1, str(tmp_path), None,
                                attack="max-cost", ratio=0.1)])  # fmt: skip
+
+
+def test_each_profile_reads_its_own_dataset_settings():
+    from osrl_unlearn.benchmark.grid import dataset_config
+
+    cpu = dataset_config("cpu", "OfflineCarCircle-v0")
+    assert cpu.behaviour_source == "controller" and cpu.controller.radii[-1] == 7.5
+    large = dataset_config("cpu-large", "OfflineCarCircle-v0")
+    assert large.behaviour_source == "ppo" and large.behaviour.steps == 200_000
+    point = dataset_config("cpu", "OfflinePointCircle1Gymnasium-v0")
+    assert point.behaviour_source == "ppo" and point.episodes == 200
+    smoke = dataset_config("smoke", "OfflineCarCircle-v0")
+    assert smoke.episodes == 8 and smoke.behaviour.steps == 2_000

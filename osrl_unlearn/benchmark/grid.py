@@ -29,6 +29,13 @@ GRID_PROFILES: Dict[str, Dict[str, Any]] = {
     "cpu": {
         "tasks": ["OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"], "agents": ALL_AGENTS,
         "attacks": ALL_ATTACKS, "ratios": [0.05, 0.15], "seeds": [0], "quick_data": False,
+        "datasets": {"OfflineCarCircle-v0": "configs/make_dataset/car_circle_controller.yaml"},
+        "adversary_steps": 20_000, "train_profile": "small", "train_steps": None,
+        "unlearn_steps": 2000, "eval_episodes": 20,
+    },
+    "cpu-large": {
+        "tasks": ["OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"], "agents": ALL_AGENTS,
+        "attacks": ALL_ATTACKS, "ratios": [0.05, 0.15], "seeds": [0], "quick_data": False,
         "adversary_steps": 100_000, "train_profile": "cpu", "train_steps": None,
         "unlearn_steps": 2000, "eval_episodes": 20,
     },
@@ -41,13 +48,16 @@ GRID_PROFILES: Dict[str, Dict[str, Any]] = {
     },
 }  # fmt: skip
 """``smoke`` checks the plumbing in minutes (CI); ``cpu`` is sized for a few hours per task on a
-2-core machine; ``paper`` is the paper's protocol (10^6 training steps, 5000 unlearning steps)."""
+2-core machine (scripted CarCircle behaviour, the ``small`` training profile: ~4 min per agent);
+``cpu-large`` is the earlier CPU profile (PPO behaviour data, [128, 128] agents: ~15 min each);
+``paper`` is the paper's protocol (10^6 training steps, 5000 unlearning steps)."""
 
 DATASET_CONFIGS = {
     "OfflineCarCircle-v0": "configs/make_dataset/car_circle.yaml",
     "OfflinePointCircle1Gymnasium-v0": "configs/make_dataset/point_circle1.yaml",
 }
-"""make-dataset settings per task (defaults for tasks not listed)."""
+"""make-dataset settings per task (defaults for tasks not listed); a profile's ``datasets``
+entries take precedence."""
 
 
 @dataclass
@@ -55,7 +65,7 @@ class GridConfig:
     """Settings of ``benchmarks/run.py``."""
 
     profile: str = "smoke"
-    """smoke, cpu or paper (see GRID_PROFILES)."""
+    """smoke, cpu, cpu-large or paper (see GRID_PROFILES)."""
     tasks: Optional[List[str]] = None
     """Override the profile's tasks."""
     agents: Optional[List[str]] = None
@@ -208,13 +218,31 @@ def run_job(job: Job, progress=lambda n: None) -> int:
     return len(pending)
 
 
+def dataset_config(profile_name: str, task: str):
+    """The make-dataset settings of ``task`` in a grid profile: the profile's own YAML file, else
+    the task's default file (DATASET_CONFIGS), else make-dataset's defaults."""
+    import pyrallis
+
+    from osrl_unlearn.demo import apply_quick_profile
+    from osrl_unlearn.generate.make_dataset import MakeDatasetConfig
+
+    profile = GRID_PROFILES[profile_name]
+    configs = {**DATASET_CONFIGS, **profile.get("datasets", {})}
+    yaml = Path(__file__).resolve().parents[2] / configs.get(task, "")
+    if task in configs and yaml.is_file():
+        data_cfg = pyrallis.parse(config_class=MakeDatasetConfig, config_path=str(yaml), args=[])
+    else:
+        data_cfg = MakeDatasetConfig(task=task)
+    if profile["quick_data"]:
+        apply_quick_profile(data_cfg)
+    return data_cfg
+
+
 def plan(cfg: GridConfig) -> List[Job]:
     """Makes (or finds in the cache) every dataset and poisoned file; returns the jobs, clean
     baselines first."""
-    import pyrallis
-
-    from osrl_unlearn.demo import apply_quick_profile, shrink_ppo
-    from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
+    from osrl_unlearn.demo import shrink_ppo
+    from osrl_unlearn.generate.make_dataset import make_dataset
     from osrl_unlearn.poison import PoisonConfig, cached_poisoned
     from osrl_unlearn.training import profile_settings
 
@@ -229,16 +257,8 @@ def plan(cfg: GridConfig) -> List[Job]:
     version = code_version()
     baselines, cells = [], []
     for task in cfg.setting("tasks"):
-        yaml = Path(__file__).resolve().parents[2] / DATASET_CONFIGS.get(task, "")
-        if task in DATASET_CONFIGS and yaml.is_file():
-            data_cfg = pyrallis.parse(
-                config_class=MakeDatasetConfig, config_path=str(yaml), args=[]
-            )
-        else:
-            data_cfg = MakeDatasetConfig(task=task)
+        data_cfg = dataset_config(cfg.profile, task)
         data_cfg = replace(data_cfg, cache=cfg.cache, show_progress=cfg.show_progress)
-        if profile["quick_data"]:
-            apply_quick_profile(data_cfg)
         clean_path = str(make_dataset(data_cfg).path)
         for agent in cfg.setting("agents"):
             for seed in cfg.setting("seeds"):
