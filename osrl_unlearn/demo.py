@@ -196,7 +196,7 @@ def run_demo(cfg: DemoConfig) -> int:
                        desc="training clean and poisoned (OSRL)", unit="step",
                        show_progress=cfg.show_progress)  # fmt: skip
     runs, made = {}, {}
-    for label, run in zip(("clean", "poisoned"), trained, strict=False):
+    for label, run in zip(("clean", "poisoned"), trained, strict=True):
         runs[label] = shutil.copytree(run, out / label)
         made[label] = (training_seconds(run), settings.steps)
 
@@ -207,7 +207,7 @@ def run_demo(cfg: DemoConfig) -> int:
                         total=len(jobs) * profile["unlearn_steps"], desc="repairing", unit="step",
                         show_progress=cfg.show_progress)  # fmt: skip
     histories, kappa = {}, None
-    for method, (run_dir, history) in zip(cfg.methods, repaired, strict=False):
+    for method, (run_dir, history) in zip(cfg.methods, repaired, strict=True):
         runs[method] = run_dir
         made[method] = (history.wall_seconds, history.steps)
         histories[method] = {k: history.series(k) for k in history.last()}
