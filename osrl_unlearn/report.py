@@ -87,24 +87,44 @@ def read_history_csv(path: str | Path) -> dict[str, list[float]]:
     return columns
 
 
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over the last ``window`` values (fewer at the start), so a noisy per-step
+    curve shows its trend from the first step on."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    means, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        means.append(total / min(i + 1, window))
+    return means
+
+
 def plot_unlearning(
     histories: dict[str, dict[str, list[float]]], out: Path, kappa: float | None = None
 ) -> Path:
-    """Unlearning curves per method: forget-set Q_c(s, pi(s)) against kappa, beta_f, and the
-    actor's keep and forget losses."""
+    """Unlearning curves per method: Q_c(s, pi(s)) on forget and on keep states against kappa,
+    beta_f, and the actor's keep and forget losses; each per-step curve drawn faintly under its
+    moving average (a fiftieth of the run)."""
     plt = _pyplot()
     panels = [
         ("unlearn/forget_qc", "forget-set cost value Q_c(s, π(s))"),
+        ("unlearn/keep_qc", "keep-set cost value Q_c(s, π(s))"),
         ("unlearn/beta_f", "forget weight β_f"),
         ("unlearn/actor_keep_loss", "actor keep loss"),
         ("unlearn/actor_forget_loss", "actor forget loss"),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(16, 3.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(20, 3.6))
     for ax, (key, label) in zip(axes, panels, strict=True):
         for name, columns in histories.items():
-            if key in columns:
-                ax.plot(columns[key], label=name, linewidth=1)
-        if key == "unlearn/forget_qc" and kappa is not None:
+            if key not in columns:
+                continue
+            values = columns[key]
+            raw = ax.plot(values, linewidth=0.5, alpha=0.3)[0]
+            ax.plot(moving_average(values, max(1, len(values) // 50)), color=raw.get_color(),
+                    linewidth=1.5, label=name)  # fmt: skip
+        if key.endswith("_qc") and kappa is not None:
             ax.axhline(kappa, color="black", linestyle="--", label="κ (cost threshold)")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("step")

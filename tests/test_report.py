@@ -1,7 +1,15 @@
 """Report tables and plots: what a reader sees is what was measured."""
 
+import pytest
+
 from osrl_unlearn.repair import history_csv
-from osrl_unlearn.report import markdown_table, plot_policies, plot_unlearning, read_history_csv
+from osrl_unlearn.report import (
+    markdown_table,
+    moving_average,
+    plot_policies,
+    plot_unlearning,
+    read_history_csv,
+)
 from osrl_unlearn.unlearn import UnlearningHistory
 
 
@@ -33,3 +41,11 @@ def test_plots_are_png_files(tmp_path):
                        "unlearn/forget_qc": [1.0, 2.0]}  # fmt: skip
     curves = plot_unlearning({"safe-rule": columns}, tmp_path / "curves.png", kappa=1.5)
     assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_moving_average_is_a_trailing_mean():
+    assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    assert moving_average([2.0, 4.0], 5) == [2.0, 3.0]  # fewer values than the window
+    assert moving_average([], 3) == []
+    with pytest.raises(ValueError, match="window"):
+        moving_average([1.0], 0)
