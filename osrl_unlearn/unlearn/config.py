@@ -59,6 +59,10 @@ class SafeRuleConfig:
     """Also train the agent's behaviour VAE (BCQ-Lag, BEAR-Lag) on keep data, so the actions it
     proposes move off the forget actions; False keeps it frozen (the actor stays in the support of
     the poisoned data)."""
+    actor_reset: bool = False
+    """Start the actor from fresh weights and learn it again against the critics being
+    unlearned, instead of repairing the poisoned actor (in BCQ-Lag the poisoned actor carries the
+    attack: ``benchmarks/bcql_anatomy.py``). Use with actor_lr at the agent's training rate."""
     keep_objective: str = "published"
     """The actor's keep term: 'published' (-E[1[Q_c <= kappa] Q_r] + E[softplus(Q_c - kappa)]) or
     'lagrangian' (-E[Q_r] + lambda E[Q_c - kappa], lambda by dual ascent at multiplier_rate)."""

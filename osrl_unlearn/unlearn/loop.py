@@ -160,6 +160,8 @@ class UnlearningMixin:
             raise UnlearningError(f"method {method!r} needs a forget loader (the poisoned data).")
         keep_batches = draw_batches(keep_loader, steps, "keep")
         forget_batches = draw_batches(forget_loader, steps, "forget")
+        if config.actor_reset:
+            self._reset_actor()
         kappa = self._unlearning_setup(config)
         ctx = UnlearningContext(
             config=config, kappa=kappa, sigma=config.sigma_fraction * kappa, beta=config.beta_init
@@ -223,6 +225,15 @@ class UnlearningMixin:
                     f"the {name} batch has NaN or infinite values (tuple position {position}); "
                     "validate the dataset with osrl_unlearn.data before unlearning."
                 )
+
+    def _reset_actor(self) -> None:
+        """Fresh weights for the actor (and its target copy, where the agent keeps one), drawn
+        from torch's global generator as at construction."""
+        for module in self.actor.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        if hasattr(self, "actor_old"):
+            self.actor_old.load_state_dict(self.actor.state_dict())
 
     @staticmethod
     def _check_metrics(metrics: dict[str, float], step: int) -> None:

@@ -164,3 +164,21 @@ def test_behaviour_unlearning_trains_the_vae_on_keep_data_only_when_asked(name, 
     history = agent.unlearn(keep, forget, config=config, show_progress=False)
     assert not same(before, module_params(agent, agent.vae))
     assert all(np.isfinite(m["unlearn/vae_loss"]) for m in history.metrics)
+
+
+@pytest.mark.parametrize("name", ["bcql", "coptidice"])
+def test_actor_reset_starts_the_actor_from_fresh_weights(name, split_data):
+    agent = make_agent(name)
+    fresh = copy.deepcopy(agent.actor)
+    torch.manual_seed(3)
+    for module in fresh.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    keep, forget = samplers(name, split_data)
+    config = SafeRuleConfig(steps=1, actor_reset=True, actor_lr=0.0)  # lr 0: the reset alone
+    torch.manual_seed(3)
+    agent.unlearn(keep, forget, config=config, show_progress=False)
+    assert same(fresh.state_dict(), agent.actor.state_dict())
+    if hasattr(agent, "actor_old"):  # the target copy too (one soft update of equal weights)
+        target = agent.actor_old.state_dict()
+        assert all(torch.allclose(v, target[k]) for k, v in agent.actor.state_dict().items())
