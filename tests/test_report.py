@@ -2,6 +2,7 @@
 
 import pytest
 
+from osrl_unlearn.benchmark.report import attacked_cells, defence_summary
 from osrl_unlearn.repair import history_csv
 from osrl_unlearn.report import (
     markdown_table,
@@ -49,3 +50,24 @@ def test_moving_average_is_a_trailing_mean():
     assert moving_average([], 3) == []
     with pytest.raises(ValueError, match="window"):
         moving_average([1.0], 0)
+
+
+def test_defence_summary_counts_only_cells_the_attack_made_unsafe():
+    def result(cost, reward=0.2):
+        return {"eval/normalized_cost": cost, "eval/normalized_reward": reward}
+
+    cells = {
+        # the attack made it unsafe: counted; safe-rule repairs it with 0.2 / 0.25 of retrain's reward
+        ("T", "a", 0, "max-cost", 0.15): {"clean": result(0.0), "poisoned": result(5.0),
+                                          "safe-rule": result(0.5), "retrain": result(0.0, 0.25)},
+        # clean already unsafe: left out
+        ("T", "b", 0, "max-cost", 0.15): {"clean": result(3.0), "poisoned": result(6.0),
+                                          "safe-rule": result(0.1), "retrain": result(0.1)},
+        # the attack did not make it unsafe: left out
+        ("T", "c", 0, "max-cost", 0.15): {"clean": result(0.0), "poisoned": result(0.9),
+                                          "safe-rule": result(4.0), "retrain": result(0.0)},
+    }  # fmt: skip
+    assert list(attacked_cells(cells)) == [("T", "a", 0, "max-cost", 0.15)]
+    summary = defence_summary(cells, ["safe-rule"])
+    assert "1 of 3; left out: 1 whose clean baseline is already unsafe" in summary
+    assert "| safe-rule | 1 / 1 | 0.50 | 0.20 | 80% | 0 / 1 |" in summary
