@@ -75,7 +75,14 @@ def method_config(method: str, config: SafeRuleConfig | None = None) -> SafeRule
 
 
 def ablation_config(name: str, config: SafeRuleConfig | None = None) -> SafeRuleConfig:
-    """Safe-RULE with the ablation ``name`` applied (see :data:`ABLATIONS`)."""
-    if name not in ABLATIONS:
-        raise ConfigError(f"unknown ablation {name!r}; expected one of {', '.join(ABLATIONS)}")
-    return replace(method_config("safe-rule", config), **ABLATIONS[name])
+    """Safe-RULE with the ablation ``name`` applied (see :data:`ABLATIONS`); ``a+b`` applies
+    ablations ``a`` and ``b`` together (``b`` wins where both set a field)."""
+    overrides: dict[str, Any] = {}
+    for part in name.split("+"):
+        if part not in ABLATIONS:
+            raise ConfigError(
+                f"unknown ablation {part!r}; expected one of {', '.join(ABLATIONS)}, or several "
+                "joined by '+'"
+            )
+        overrides.update(ABLATIONS[part])
+    return replace(method_config("safe-rule", config), **overrides)

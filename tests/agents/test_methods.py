@@ -134,6 +134,10 @@ def test_a_users_config_keeps_its_settings_and_gets_the_methods_definition():
     assert method_config("trajdeleter").critic_unlearning is False  # its own defaults
     assert ablation_config("fixed-beta").adaptive_beta is False
     assert ablation_config("q-ref-0").q_ref_percentile == 0.0
+    both = ablation_config("actor-reset+q-ref-0")
+    assert both.actor_reset and both.actor_lr == 1e-3 and both.q_ref_percentile == 0.0
+    with pytest.raises(ConfigError, match="unknown ablation 'q-ref-7'"):
+        ablation_config("actor-reset+q-ref-7")
 
 
 def test_lagrangian_keep_objective_raises_its_multiplier_while_the_constraint_is_violated(
