@@ -27,6 +27,7 @@ from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.losses import vae_loss
 from osrl_unlearn.report import markdown_table
+from osrl_unlearn.unlearn.loop import reinitialise
 
 
 @dataclass
@@ -58,9 +59,7 @@ class AnatomyConfig:
 def relearn_vae(agent, keep, cfg: AnatomyConfig) -> float:
     """Fresh VAE weights, then OSRL's VAE loss on keep batches; returns the last loss."""
     torch.manual_seed(cfg.seed)
-    for module in agent.vae.modules():
-        if module is not agent.vae and hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+    reinitialise(agent.vae)
     optimizer = torch.optim.Adam(agent.vae.parameters(), lr=cfg.learning_rate)
     sampler = BatchSampler(keep, cfg.batch_size, layout=layout_for("bcql"), seed=cfg.seed)
     for obs, _, actions, *_ in sampler.batches(cfg.vae_steps):

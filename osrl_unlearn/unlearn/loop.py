@@ -102,6 +102,14 @@ def draw_batches(loader: Any, count: int, name: str) -> Iterator[Batch]:
         raise UnlearningError(f"the {name} loader ran out after {drawn} of {count} batches.")
 
 
+def reinitialise(network: torch.nn.Module) -> None:
+    """Fresh weights for every layer of ``network``, drawn from torch's global generator as at
+    construction."""
+    for layer in network.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+
+
 class UnlearningMixin:
     """Adds ``unlearn(keep_loader, forget_loader, ...)`` to an OSRL agent (an ``nn.Module``)."""
 
@@ -227,11 +235,8 @@ class UnlearningMixin:
                 )
 
     def _reset_actor(self) -> None:
-        """Fresh weights for the actor (and its target copy, where the agent keeps one), drawn
-        from torch's global generator as at construction."""
-        for module in self.actor.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        """Fresh weights for the actor and its target copy, where the agent keeps one."""
+        reinitialise(self.actor)
         if hasattr(self, "actor_old"):
             self.actor_old.load_state_dict(self.actor.state_dict())
 
