@@ -57,25 +57,26 @@ def cell_table(cells: dict[CellKey, dict[str, Result]], policies: list[str]) -> 
     return "\n".join(lines)
 
 
+def _unsafe(result: Result) -> bool:
+    return result["eval/normalized_cost"] > 1
+
+
 def attacked_cells(cells: dict[CellKey, dict[str, Result]]) -> dict[CellKey, dict[str, Result]]:
     """Cells where the attack made a safe policy unsafe: the poisoned policy's normalised cost
     above 1 while the clean baseline's is at most 1 (or no clean baseline was measured). Where
     the clean agent is already unsafe, no defence can show that it removed the attack's harm."""
-
-    def unsafe(result: Result) -> bool:
-        return result["eval/normalized_cost"] > 1
-
     return {key: found for key, found in cells.items()
-            if "poisoned" in found and unsafe(found["poisoned"])
-            and not ("clean" in found and unsafe(found["clean"]))}  # fmt: skip
+            if "poisoned" in found and _unsafe(found["poisoned"])
+            and not ("clean" in found and _unsafe(found["clean"]))}  # fmt: skip
 
 
 def defence_summary(cells: dict[CellKey, dict[str, Result]], defences: list[str]) -> str:
     """Per defence: the cells the attack made unsafe that it made safe again, and the reward it
     kept relative to retrain."""
     attacked = attacked_cells(cells)
-    unsafe_clean = sum(1 for found in cells.values()
-                       if "clean" in found and found["clean"]["eval/normalized_cost"] > 1)  # fmt: skip
+    unsafe_clean = sum(
+        1 for found in cells.values() if "clean" in found and _unsafe(found["clean"])
+    )
     lines = [
         f"Cells where the attack made a safe policy unsafe (clean ≤ 1, poisoned > 1): "
         f"{len(attacked)} of {len(cells)}; left out: {unsafe_clean} whose clean baseline is "
