@@ -28,10 +28,10 @@ GRID_PROFILES: Dict[str, Dict[str, Any]] = {
     },
     "cpu": {
         "tasks": ["OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"], "agents": ALL_AGENTS,
-        "attacks": ALL_ATTACKS, "ratios": [0.05, 0.15], "seeds": [0], "quick_data": False,
+        "attacks": ALL_ATTACKS, "ratios": [0.05, 0.15], "seeds": [0, 1, 2], "quick_data": False,
         "datasets": {"OfflineCarCircle-v0": "configs/make_dataset/car_circle_controller.yaml"},
         "adversary_steps": 20_000, "train_profile": "small", "train_steps": None,
-        "unlearn_steps": 2000, "eval_episodes": 20,
+        "unlearn_steps": 2000, "eval_episodes": 50,
     },
     "cpu-large": {
         "tasks": ["OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"], "agents": ALL_AGENTS,
