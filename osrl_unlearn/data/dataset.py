@@ -109,8 +109,17 @@ class OfflineDataset:
                     f"{source}: {key} has {len(rows)} row(s) with NaN or infinite values (first at "
                     f"row {rows[0]}). Drop or repair those transitions before training."
                 )
+        negative = np.flatnonzero(values["costs"] < 0)
+        if len(negative):
+            raise DatasetError(
+                f"{source}: costs has {len(negative)} negative value(s) (first {values['costs'][negative[0]]:g} "
+                f"at row {negative[0]}); DSRL costs are 0 or more. Fix the cost labels (e.g. "
+                "np.clip(costs, 0, None) if the sign is an artefact) and write the file again."
+            )
+        if task is not None:
+            check_action_space(values["actions"], task, source)
         for key in FLAG_KEYS:
-            values[key] = values[key].astype(bool)
+            values[key] = check_flags(values[key], key, source)
         mask = arrays.get(POISON_MASK_KEY)
         if mask is not None:
             mask = np.asarray(mask)
@@ -119,9 +128,7 @@ class OfflineDataset:
                     f"{source}: poison_mask has shape {mask.shape}; expected ({n},), one flag per "
                     "transition."
                 )
-            if mask.dtype != bool and not np.isin(mask, (0, 1)).all():
-                raise DatasetError(f"{source}: poison_mask must hold only 0/1 or True/False.")
-            mask = mask.astype(bool)
+            mask = check_flags(mask, POISON_MASK_KEY, source)
         return cls(**values, poison_mask=mask, attrs=dict(attrs or {}), source=source)
 
     def __len__(self) -> int:
@@ -153,8 +160,8 @@ class OfflineDataset:
         task = self.attrs.get("task")
         if not isinstance(task, str) or not task:
             raise DatasetError(
-                f"{self.source}: no 'task' attribute says which task the data is from; pass the "
-                "task explicitly (e.g. --task OfflineCarCircle-v0)."
+                f"{self.source}: no 'task' attribute says which task the data is from; pass it "
+                "with --task (e.g. --task OfflineCarCircle-v0), or read_hdf5(path, task=...)."
             )
         return task
 
@@ -226,3 +233,33 @@ def check_task_shapes(values: dict[str, np.ndarray], task: TaskSpec, source: str
                 f"{source}: {key} have {width} features but {task.name} has {expected}. "
                 "Is this file for another task? Pass the task the data was collected in."
             )
+
+
+def check_flags(values: np.ndarray, key: str, source: str) -> np.ndarray:
+    """``values`` as booleans; raises unless every value is 0/1 (a float 0.3 is not a flag)."""
+    if values.dtype == bool:
+        return values
+    if values.dtype.kind not in "iuf" or not np.isin(values, (0, 1)).all():
+        if values.dtype.kind in "iuf":
+            bad = np.flatnonzero(~np.isin(values, (0, 1)))
+            where = f" ({len(bad)} row(s), first {values[bad[0]]!r} at row {bad[0]})"
+        else:
+            where = f" (dtype {values.dtype})"
+        raise DatasetError(
+            f"{source}: {key} must hold only 0/1 or True/False{where}; it is a per-transition "
+            "flag. Store it as booleans (e.g. values > 0.5 if that is what was meant)."
+        )
+    return values.astype(bool)
+
+
+def check_action_space(actions: np.ndarray, task: TaskSpec, source: str) -> None:
+    """Raises when an action lies outside the task's action box [-max_action, max_action]."""
+    bound = task.max_action * (1 + 1e-5)
+    outside = np.flatnonzero((np.abs(actions) > bound).any(axis=1))
+    if len(outside):
+        worst = float(np.abs(actions).max())
+        raise DatasetError(
+            f"{source}: {len(outside)} action(s) lie outside {task.name}'s action space "
+            f"[-{task.max_action:g}, {task.max_action:g}] (first at row {outside[0]}, largest "
+            f"|a| = {worst:g}); clip or rescale the actions (np.clip) and write the file again."
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ import h5py
 import numpy as np
 
 from osrl_unlearn.data.dataset import DSRL_KEYS, POISON_MASK_KEY, DatasetError, OfflineDataset
-from osrl_unlearn.io import atomic_path
+from osrl_unlearn.io import write_bytes
 from osrl_unlearn.tasks import TaskSpec, get_task
 
 FORMAT_VERSION = "osrl-unlearn/dsrl-1"
@@ -37,21 +38,35 @@ def read_hdf5(path: str | os.PathLike, task: TaskSpec | str | None = None) -> Of
         )
     try:
         with h5py.File(path, "r") as handle:
-            arrays = {
-                key: handle[key][()] for key in (*DSRL_KEYS, POISON_MASK_KEY) if key in handle
-            }
+            arrays = {}
+            for key in (*DSRL_KEYS, POISON_MASK_KEY):
+                if key in handle:
+                    if not isinstance(handle[key], h5py.Dataset):
+                        raise DatasetError(
+                            f"{path}: '{key}' is an HDF5 group, not an array; a DSRL file holds "
+                            "its arrays at the top level (regenerate it with make-dataset)."
+                        )
+                    arrays[key] = handle[key][()]
             attrs = {key: _from_attr(value) for key, value in handle.attrs.items()}
-    except OSError as exc:
-        raise DatasetError(f"{path}: not a readable HDF5 file ({exc}).") from exc
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatasetError(
+            f"{path}: not a readable HDF5 file ({reason}); pass a DSRL .hdf5 file, or make one "
+            "with `osrl-unlearn make-dataset`."
+        ) from exc
     if isinstance(task, str):
         task = get_task(task)
     if task is None and isinstance(attrs.get("task"), str):
         task = get_task(attrs["task"])
     if task is not None and attrs.get("task") not in (None, task.name):
         raise DatasetError(
-            f"{path}: the file was made for {attrs['task']}, not {task.name}. Pass the right task "
-            "or the right file."
+            f"{path}: the file was made for {attrs['task']}, not {task.name}. Pass the file made "
+            f"for {task.name}, or train and repair on {attrs['task']}."
         )
+    if task is not None and "task" not in attrs:
+        attrs["task"] = task.name  # the caller named it: the data now knows its task
     return OfflineDataset.from_arrays(arrays, attrs=attrs, source=str(path), task=task)
 
 
@@ -91,14 +106,18 @@ def write_hdf5(
     Attributes: ``dataset.attrs``, then ``attrs``, then ``format_version``; nested values as JSON.
     """
     path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another output path or allow overwriting.")
     merged = {**dataset.attrs, **(attrs or {}), "format_version": FORMAT_VERSION}
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with h5py.File(tmp, "w") as handle:
-            for key, array in dataset.arrays().items():
-                handle.create_dataset(key, data=array, compression="gzip", compression_opts=1)
-            for key, value in merged.items():
-                handle.attrs[key] = _to_attr(value)
-    return path
+    # Built in memory, then written by plain file I/O: HDF5's own writer crashes the process
+    # (segmentation fault) when the disk fills up, while a plain write fails cleanly (ENOSPC).
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
+        for key, array in dataset.arrays().items():
+            handle.create_dataset(key, data=array, compression="gzip", compression_opts=1)
+        for key, value in merged.items():
+            handle.attrs[key] = _to_attr(value)
+    return write_bytes(path, buffer.getvalue(), overwrite=overwrite)
 
 
 def _to_attr(value: Any) -> Any:

@@ -115,5 +115,5 @@ def test_split_needs_a_mask_with_both_sides(arrays):
 
 def test_task_attribute_is_required_where_the_task_matters(arrays):
     assert OfflineDataset.from_arrays(arrays, attrs={"task": CAR_CIRCLE}).task == CAR_CIRCLE
-    with pytest.raises(DatasetError, match="no 'task' attribute.*pass the task explicitly"):
+    with pytest.raises(DatasetError, match="no 'task' attribute.*pass it with --task"):
         _ = OfflineDataset.from_arrays(arrays, source="user.hdf5").task
