@@ -2,6 +2,7 @@
 
 python benchmarks/report.py --profile cpu
 python benchmarks/report.py --profile smoke --results_dir /tmp/smoke --out /tmp/smoke.md
+python benchmarks/report.py --profile cpu --reference safe-rule+actor-reset+q-ref-0
 """
 
 from dataclasses import dataclass
@@ -9,7 +10,8 @@ from typing import Optional
 
 import pyrallis
 
-from osrl_unlearn.benchmark.report import write_report
+from osrl_unlearn.benchmark.report import DEFAULT_REFERENCE, write_report
+from osrl_unlearn.benchmark.stats import RESAMPLES
 
 
 @dataclass
@@ -22,11 +24,16 @@ class ReportConfig:
     """Results folder (default benchmarks/results/<profile>)."""
     out: Optional[str] = None
     """Report file (default benchmarks/results/<profile>.md)."""
+    reference: str = DEFAULT_REFERENCE
+    """Policy every defence is compared with on the same episodes (the default or best method)."""
+    resamples: int = RESAMPLES
+    """Bootstrap resamples per 95 % interval."""
 
 
 def main(cfg: ReportConfig) -> None:
     results_dir = cfg.results_dir or f"benchmarks/results/{cfg.profile}"
-    out = write_report(results_dir, cfg.out or f"benchmarks/results/{cfg.profile}.md", cfg.profile)
+    out = write_report(results_dir, cfg.out or f"benchmarks/results/{cfg.profile}.md", cfg.profile,
+                       reference=cfg.reference, resamples=cfg.resamples)  # fmt: skip
     print(f"report: {out}")
 
 

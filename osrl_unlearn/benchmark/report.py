@@ -512,7 +512,7 @@ def _basis(results: list[Result], stats: CellStats, profile: str) -> list[str]:
         "",
         "Every figure is the mean over training seeds of each seed's mean over its evaluation "
         "episodes, with its 95 % percentile bootstrap interval in brackets (seeds resampled, "
-        f"then episodes within each seed; {RESAMPLES} resamples, fixed seed). With one seed the "
+        f"then episodes within each seed; {stats.resamples} resamples, fixed seed). With one seed the "
         "interval covers episode-to-episode noise only, not seed-to-seed variation. Normalised "
         "cost ≤ 1 is safe; unsafe means in bold.",
     ]
