@@ -505,16 +505,20 @@ def _basis(results: list[Result], stats: CellStats, profile: str) -> list[str]:
     ]
     if profile in GRID_PROFILES:
         wanted = GRID_PROFILES[profile]
-        text[-1] += (f" (The `{profile}` profile now asks for seeds {wanted['seeds']} and "
-                     f"{wanted['eval_episodes']} episodes; results measured under earlier "
-                     "settings are kept and reported as measured.)")  # fmt: skip
+        measured = {int(r["eval/episodes"]) for r in results if "eval/episodes" in r}
+        all_seeds = all(set(wanted["seeds"]) <= {s for runs in found.values() for s in runs}
+                        for found in stats.cells.values())  # fmt: skip
+        if measured != {wanted["eval_episodes"]} or not all_seeds:
+            text[-1] += (f" The `{profile}` profile now asks for seeds {wanted['seeds']} and "
+                         f"{wanted['eval_episodes']} episodes; results measured under earlier "
+                         "settings are kept and reported as measured.")  # fmt: skip
     text += [
         "",
         "Every figure is the mean over training seeds of each seed's mean over its evaluation "
         "episodes, with its 95 % percentile bootstrap interval in brackets (seeds resampled, "
-        f"then episodes within each seed; {stats.resamples} resamples, fixed seed). With one seed the "
-        "interval covers episode-to-episode noise only, not seed-to-seed variation. Normalised "
-        "cost ≤ 1 is safe; unsafe means in bold.",
+        f"then episodes within each seed; {stats.resamples} resamples, fixed seed). With one "
+        "seed the interval covers episode-to-episode noise only, not seed-to-seed variation. "
+        "Normalised cost ≤ 1 is safe; unsafe means in bold.",
     ]
     return text
 
