@@ -1,25 +1,65 @@
 """The ``osrl-unlearn`` command line: one subcommand per job, each with a pyrallis config.
 
 Every subcommand takes its options as flags (``--task OfflineCarCircle-v0``, nested ones as
-``--behaviour.steps 100000``) or from a YAML file (``--config_path my.yaml``). A user mistake ends
-with a one-line error and exit code 2, not a traceback.
+``--behaviour.steps 100000``) or from a YAML file (``--config_path my.yaml``). A user mistake,
+wherever it is found (while the flags are parsed too), ends with exit code 2 and one line on
+stderr that names the problem and a fix; so do a full disk and a folder that cannot be written.
+Booleans are strict (true/false, yes/no, 1/0) and numbers are range-checked where declared.
 """
 
-import os
-import shutil
+import contextlib
+import io
+import math
+import re
 import sys
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional, Union, get_args, get_origin
 
 import pyrallis
 
-from osrl_unlearn.errors import UserError
+from osrl_unlearn.errors import ConfigError, UserError, describe_os_error, find_user_error
 from osrl_unlearn.unlearn.config import SafeRuleConfig
 
 USER_ERRORS = (UserError, FileExistsError)
+MAX_SEED = 2**32 - 1
+"""numpy's seeds are 32-bit."""
+
+
+def check_int(name: str, value: Optional[int], low: int, hint: str = "") -> None:
+    """Raises ConfigError unless ``value`` (None allowed: "use the default") is >= ``low``."""
+    if value is not None and value < low:
+        what = "a positive integer" if low == 1 else f"an integer of {low} or more"
+        raise ConfigError(
+            f"--{name} must be {what}, got {value}; pass --{name} {low} or more{hint}."
+        )
+
+
+def check_seed(name: str, value: int) -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(
+            f"--{name} must lie in [0, 2**32 - 1], got {value}; pass e.g. --{name} 0."
+        )
+
+
+def check_number(name: str, value: Optional[float], low: float, *, strict: bool = False) -> None:
+    """Raises ConfigError unless ``value`` is finite and >= ``low`` (> ``low`` when strict)."""
+    if value is None:
+        return
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        raise ConfigError(
+            f"--{name} must be a finite number {bound}, got {value}; pass a value {bound}."
+        )
+
+
+def check_choice(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"unknown --{name} {value!r}; expected one of {', '.join(choices)} (e.g. --{name} "
+            f"{next(iter(choices))})."
+        )
 
 
 @dataclass
@@ -58,17 +98,53 @@ class TrainConfig:
     """Replace an existing run folder of the same name."""
     show_progress: bool = True
     """Show progress bars."""
+    task: Optional[str] = None
+    """The dataset's dsrl task, for a file without a ``task`` attribute (default: the file's)."""
+
+    def __post_init__(self) -> None:
+        from osrl_unlearn.agents.checkpoint import AGENT_KEYS
+        from osrl_unlearn.training import PROFILES
+
+        check_choice("agent", self.agent, AGENT_KEYS)
+        check_choice("profile", self.profile, PROFILES)
+        check_int("steps", self.steps, 1, " (or leave it out for the profile's)")
+        check_int("batch_size", self.batch_size, 1, " (or leave it out for the profile's)")
+        if self.hidden is not None and (not self.hidden or min(self.hidden) < 1):
+            raise ConfigError(
+                f"--hidden must list one or more positive layer sizes, got {self.hidden}; pass "
+                'e.g. --hidden "[64, 64]" (or leave it out for the profile\'s).'
+            )
+        check_number("cost_limit", self.cost_limit, 0.0)
+        check_number("learning_rate", self.learning_rate, 0.0, strict=True)
+        check_seed("seed", self.seed)
+        check_int("eval_episodes", self.eval_episodes, 0, " (0 skips the evaluation)")
+        check_folder_name("name", self.name)
+
+
+def check_folder_name(flag: str, name: Optional[str]) -> None:
+    if name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name):
+        raise ConfigError(
+            f"--{flag} {name!r} is not a folder name; pass a plain name (no '/'), and --out for "
+            "the folder it goes in."
+        )
 
 
 def run_train(cfg: TrainConfig) -> int:
     from osrl_unlearn.data import read_hdf5
-    from osrl_unlearn.errors import ConfigError
     from osrl_unlearn.evaluation import evaluate
+    from osrl_unlearn.io import atomic_dir
     from osrl_unlearn.training import profile_settings, train_agent
 
     if not cfg.dataset:
         raise ConfigError("no dataset: pass --dataset path/to/file.hdf5")
-    data = read_hdf5(cfg.dataset)
+    name = cfg.name or f"{cfg.agent}-{cfg.profile}{'-keep' if cfg.keep_only else ''}-seed{cfg.seed}"
+    target = Path(cfg.out) / name
+    if target.exists() and not cfg.force:
+        raise FileExistsError(f"{target} exists; pass --force to replace it or --name another.")
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise ConfigError(f"--out {cfg.out} is a file, not a folder; pass a folder for the run.")
+    data = read_hdf5(cfg.dataset, cfg.task)
+    _ = data.task  # a file that does not say its task fails here, before any training
     if cfg.keep_only:
         data = data.split()[0]
     settings = profile_settings(
@@ -76,19 +152,13 @@ def run_train(cfg: TrainConfig) -> int:
         batch_size=cfg.batch_size, cost_limit=cfg.cost_limit, seed=cfg.seed,
         learning_rate=cfg.learning_rate,
     )  # fmt: skip
-    name = cfg.name or f"{cfg.agent}-{cfg.profile}{'-keep' if cfg.keep_only else ''}-seed{cfg.seed}"
-    target = Path(cfg.out) / name
-    if target.exists() and not cfg.force:
-        raise FileExistsError(f"{target} exists; pass --force to replace it or --name another.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
-    try:  # train into a hidden folder, then rename: no half-written run folder is left behind
-        model, run_dir = train_agent(data, settings, staging, name, cfg.show_progress)
-        if target.exists():
-            shutil.rmtree(target)
-        os.rename(run_dir, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    # Train into a staging folder beside the target, then rename: no half-written run folder,
+    # no empty --out folder after a failure, and a rerun removes what a killed run left.
+    with atomic_dir(target, overwrite=cfg.force) as staging:
+        model, run_dir = train_agent(data, settings, staging, "run", cfg.show_progress)
+        for item in run_dir.iterdir():
+            item.rename(staging / item.name)
+        run_dir.rmdir()
     print(f"trained {cfg.agent} ({cfg.profile} profile, {settings.steps} steps) on "
           f"{len(data)} transitions -> {target}")  # fmt: skip
     if cfg.eval_episodes > 0:
@@ -123,7 +193,16 @@ class UnlearnConfig:
     show_progress: bool = True
     """Show progress bars."""
     unlearning: SafeRuleConfig = field(default_factory=SafeRuleConfig)
-    """Method settings; the ones you leave at their defaults take the method's own."""
+    """Method settings; the ones you do not set take the method's own."""
+
+    def __post_init__(self) -> None:
+        from osrl_unlearn.unlearn.methods import METHODS
+
+        check_choice("method", self.method, METHODS)
+        check_int("steps", self.steps, 1, " (or leave it out for the method's)")
+        check_int("batch_size", self.batch_size, 1, " (or leave it out for the run's)")
+        check_seed("seed", self.seed)
+        check_int("eval_episodes", self.eval_episodes, 0, " (0 skips the evaluation)")
 
 
 @dataclass
@@ -144,21 +223,32 @@ class EvaluateConfig:
     """sync (one process) or async (envs in worker processes)."""
     out: Optional[str] = None
     """Write the per-episode results to this JSON file."""
+    force: bool = False
+    """Replace an existing --out file."""
     show_progress: bool = True
     """Show a progress bar."""
 
+    def __post_init__(self) -> None:
+        check_int("episodes", self.episodes, 1)
+        check_seed("seed", self.seed)
+        check_number("cost_limit", self.cost_limit, 0.0)
+        check_int("num_envs", self.num_envs, 1)
+        check_choice("backend", self.backend, ("sync", "async"))
 
-def run_unlearn(cfg: UnlearnConfig) -> int:
+
+def run_unlearn(cfg: UnlearnConfig, given: frozenset[str] | None = None) -> int:
     from osrl_unlearn.agents.checkpoint import read_config
-    from osrl_unlearn.errors import ConfigError
     from osrl_unlearn.evaluation import evaluate
     from osrl_unlearn.repair import repair_run
 
     if not cfg.run or not cfg.dataset:
         raise ConfigError("pass the run to repair and its poisoned data: --run DIR --dataset FILE")
     out = cfg.out or f"{cfg.run.rstrip('/')}-{cfg.method}"
+    if given is not None:
+        given = frozenset(k.split(".", 1)[1] for k in given if k.startswith("unlearning."))
+    settings = user_settings(cfg.method, cfg.unlearning, given)
     result = repair_run(
-        cfg.run, cfg.dataset, out, method=cfg.method, config=user_settings(cfg.method, cfg.unlearning),
+        cfg.run, cfg.dataset, out, method=cfg.method, config=settings,
         steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed, replace=cfg.force,
         show_progress=cfg.show_progress,
     )  # fmt: skip
@@ -175,14 +265,28 @@ def run_unlearn(cfg: UnlearnConfig) -> int:
     return 0
 
 
-def user_settings(method: str, given: SafeRuleConfig) -> SafeRuleConfig:
-    """The method's own settings, with every field the user changed from the defaults on top."""
+def user_settings(
+    method: str, given: SafeRuleConfig, explicit: frozenset[str] | None = None
+) -> SafeRuleConfig:
+    """The method's own settings, with the fields the user set on top.
+
+    Args:
+        method: the repair method, whose defaults the settings start from.
+        given: the parsed ``--unlearning.*`` settings.
+        explicit: names of the fields the user set (flags or config file), even to a value equal
+            to the generic default (``--unlearning.beta_init 0.1`` for TrajDeleter, whose own is
+            1); when None, the fields that differ from the generic defaults.
+    """
     from dataclasses import asdict, replace
 
     from osrl_unlearn.unlearn.methods import method_config
 
-    defaults = asdict(SafeRuleConfig())
-    changed = {k: v for k, v in asdict(given).items() if v != defaults[k]}
+    values = asdict(given)
+    if explicit is None:
+        defaults = asdict(SafeRuleConfig())
+        changed = {k: v for k, v in values.items() if v != defaults[k]}
+    else:
+        changed = {k: values[k] for k in explicit if k in values}
     return replace(method_config(method), **changed)
 
 
@@ -190,12 +294,15 @@ def run_evaluate(cfg: EvaluateConfig) -> int:
     import json
 
     from osrl_unlearn.agents.checkpoint import load_agent, read_config
-    from osrl_unlearn.errors import ConfigError
     from osrl_unlearn.evaluation import evaluate
     from osrl_unlearn.io import atomic_path
 
     if not cfg.run:
         raise ConfigError("pass the run folder to evaluate: --run DIR")
+    if cfg.out and Path(cfg.out).is_dir():
+        raise ConfigError(f"--out {cfg.out} is a folder; pass a file name such as eval.json.")
+    if cfg.out and Path(cfg.out).exists() and not cfg.force:
+        raise FileExistsError(f"{cfg.out} exists; pass --force to replace it or choose --out.")
     run_config = read_config(cfg.run)
     cost_limit = cfg.cost_limit if cfg.cost_limit is not None else run_config.get("cost_limit", 10)
     result = evaluate(load_agent(cfg.run), run_config["task"], cfg.episodes, seed=cfg.seed,
@@ -207,7 +314,7 @@ def run_evaluate(cfg: EvaluateConfig) -> int:
         payload = {"run": cfg.run, "task": result.task, "cost_limit": cost_limit,
                    "seed": cfg.seed, "num_envs": result.num_envs, **result.summary(),
                    "rewards": result.rewards.tolist(), "costs": result.costs.tolist()}  # fmt: skip
-        with atomic_path(Path(cfg.out)) as tmp:
+        with atomic_path(Path(cfg.out), overwrite=cfg.force) as tmp:
             Path(tmp).write_text(json.dumps(payload, indent=1))
     return 0
 
@@ -232,13 +339,17 @@ class ReportConfig:
     show_progress: bool = True
     """Show progress bars."""
 
+    def __post_init__(self) -> None:
+        check_int("episodes", self.episodes, 1)
+        check_seed("seed", self.seed)
+
 
 def run_report(cfg: ReportConfig) -> int:
     import json
 
     from osrl_unlearn.agents.checkpoint import load_agent, read_config
-    from osrl_unlearn.errors import ConfigError
     from osrl_unlearn.evaluation import evaluate
+    from osrl_unlearn.io import atomic_path, made_dirs
     from osrl_unlearn.report import markdown_table, plot_policies, plot_unlearning, read_history_csv
 
     if not cfg.runs:
@@ -247,8 +358,12 @@ def run_report(cfg: ReportConfig) -> int:
     if len(labels) != len(cfg.runs):
         raise ConfigError(f"{len(labels)} labels for {len(cfg.runs)} runs; give one per run.")
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder for the report.")
     if (out / "report.md").exists() and not cfg.force:
         raise FileExistsError(f"{out / 'report.md'} exists; pass --force or choose --out.")
+    for run in cfg.runs:  # every run folder is checked before the first evaluation starts
+        load_agent(run)
     rows, histories, kappa = [], {}, None
     for label, run in zip(labels, cfg.runs, strict=True):
         config = read_config(run)
@@ -264,16 +379,26 @@ def run_report(cfg: ReportConfig) -> int:
         if (Path(run) / "history.csv").is_file():
             histories[label] = read_history_csv(Path(run) / "history.csv")
             kappa = kappa or made.get("kappa_q") or None
-    out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rows)
-    figures = [plot_policies(rows, out / "policies.png")]
-    if histories:
-        figures.append(plot_unlearning(histories, out / "unlearning.png", kappa))
-    images = "\n\n".join(f"![{f.stem}]({f.name})" for f in figures)
-    (out / "report.md").write_text(
-        f"# Policies compared ({cfg.episodes} episodes each, first seed {cfg.seed})\n\n"
-        f"{table}\n\n{images}\n"
-    )
+    written: list[Path] = []
+    try:  # a failed write takes back what this run wrote, and the folder if it made it
+        with made_dirs(out):
+            written.append(out / "policies.png")
+            figures = [plot_policies(rows, out / "policies.png")]
+            if histories:
+                written.append(out / "unlearning.png")
+                figures.append(plot_unlearning(histories, out / "unlearning.png", kappa))
+            images = "\n\n".join(f"![{f.stem}]({f.name})" for f in figures)
+            with atomic_path(out / "report.md", overwrite=True) as tmp:
+                tmp.write_text(
+                    f"# Policies compared ({cfg.episodes} episodes each, first seed {cfg.seed})"
+                    f"\n\n{table}\n\n{images}\n"
+                )
+    except BaseException:
+        if not cfg.force:
+            for path in written:
+                path.unlink(missing_ok=True)
+        raise
     print(table + f"\n\nreport: {out / 'report.md'}")
     return 0
 
@@ -298,8 +423,10 @@ def run_poison(cfg) -> int:
 @dataclass(frozen=True)
 class Command:
     config: type
-    run: Callable[[object], int]
+    run: Callable[..., int]
     help: str
+    takes_given: bool = False
+    """``run(cfg, given)`` also receives the dotted names of the options the user set."""
 
 
 def _commands() -> dict[str, Command]:
@@ -327,6 +454,7 @@ def _commands() -> dict[str, Command]:
             UnlearnConfig,
             run_unlearn,
             "repair a run trained on poisoned data (--method safe-rule, finetune, retrain, ...)",
+            takes_given=True,
         ),
         "evaluate": Command(
             EvaluateConfig,
@@ -353,6 +481,243 @@ def usage(commands: dict[str, Command]) -> str:
     return "\n".join(lines)
 
 
+TRUE_WORDS = ("true", "yes", "1")
+FALSE_WORDS = ("false", "no", "0")
+NULL_WORDS = ("null", "none", "~")
+
+
+def option_types(config_class: type, prefix: str = "") -> dict[str, Any]:
+    """Every option of ``config_class`` by its dotted flag name (``behaviour.steps``), with its
+    declared type; a nested dataclass is listed itself and by each of its fields."""
+    import typing
+
+    hints = typing.get_type_hints(config_class)
+    out: dict[str, Any] = {}
+    for f in fields(config_class):
+        if not f.init:
+            continue
+        kind = hints.get(f.name, f.type)
+        out[prefix + f.name] = kind
+        if is_dataclass(kind):
+            out.update(option_types(kind, prefix + f.name + "."))
+    return out
+
+
+def _describe(kind: Any) -> str:
+    args = [a for a in get_args(kind) if a is not type(None)]
+    if get_origin(kind) is Union:
+        return " or ".join(_describe(a) for a in args) + " (or null)"
+    if get_origin(kind) in (list, List):
+        return f"a list of {_describe(args[0]) if args else 'values'} such as [64, 64]"
+    return {
+        bool: "true or false (also yes/no, 1/0)",
+        int: "an integer",
+        float: "a finite number",
+        str: "a text",
+    }.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def _conforms(value: Any, kind: Any, raw: Optional[str] = None) -> bool:
+    """Whether ``value`` (parsed from YAML; ``raw`` the flag's text) is a valid ``kind``."""
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is Union:
+        if value is None and type(None) in args:
+            return True
+        return any(_conforms(value, a, raw) for a in args if a is not type(None))
+    if origin in (list, List):
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if kind is bool:
+        if raw is not None:
+            return raw.strip().lower() in TRUE_WORDS + FALSE_WORDS
+        return isinstance(value, bool) or value in (0, 1) and not isinstance(value, float)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if raw is not None and not ok:  # YAML reads 1e-3 as text
+            with contextlib.suppress(ValueError):
+                value, ok = float(raw), True
+        return ok and math.isfinite(value)
+    if kind is str:
+        return value is not None and not isinstance(value, (list, dict))
+    if is_dataclass(kind):
+        return isinstance(value, dict)
+    return True
+
+
+def _split_flags(args: list[str]) -> list[tuple[int, str, Optional[str]]]:
+    """(position, name, value) of every ``--name value`` / ``--name=value`` in ``args``."""
+    found, i = [], 0
+    while i < len(args):
+        token = args[i]
+        if token.startswith("--"):
+            name, eq, value = token[2:].partition("=")
+            if eq:
+                found.append((i, name, value))
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                found.append((i, name, args[i + 1]))
+                i += 1
+            else:
+                found.append((i, name, None))
+        i += 1
+    return found
+
+
+def _resolve(command: str, name: str, types: dict[str, Any]) -> str:
+    """The option ``name`` stands for (argparse accepts unique prefixes); raises when unknown."""
+    import difflib
+
+    if name in types or name in ("config_path", "help"):
+        return name
+    matches = [key for key in (*types, "config_path") if key.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    close = difflib.get_close_matches(name, list(types), n=1)
+    hint = f"did you mean --{close[0]}? " if close else ""
+    raise ConfigError(
+        f"unknown option --{name} for {command}; {hint}`osrl-unlearn {command} --help` lists "
+        "the options."
+    )
+
+
+def _check_flag(command: str, name: str, raw: str, kind: Any) -> None:
+    import yaml
+
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"--{name}: cannot read {raw!r} ({problem}); pass {_describe(kind)}, lists quoted "
+            'as "[64, 64]".'
+        ) from None
+    if not _conforms(value, kind, raw if isinstance(value, (str, bool, int, float)) else None):
+        raise ConfigError(f"--{name} takes {_describe(kind)}, got {raw!r}.")
+
+
+def _check_config_file(command: str, path: str, types: dict[str, Any]) -> set[str]:
+    """Validates a ``--config_path`` file; returns the dotted names of the options it sets."""
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config_path {path}: no such file; pass an existing YAML file.")
+    try:
+        content = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"--config_path {path}: not valid YAML ({where}{problem}); fix the file."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config_path {path}: cannot be read ({exc}).") from None
+    if content is None:
+        return set()
+    if not isinstance(content, dict):
+        raise ConfigError(
+            f"--config_path {path}: holds a {type(content).__name__}, not option: value lines; "
+            "write one `name: value` per line."
+        )
+    given: set[str] = set()
+
+    def walk(mapping: dict, prefix: str) -> None:
+        for key, value in mapping.items():
+            name = f"{prefix}{key}"
+            if name not in types:
+                raise ConfigError(
+                    f"--config_path {path}: unknown option {name!r}; `osrl-unlearn {command} "
+                    "--help` lists the options."
+                )
+            if is_dataclass(types[name]) and isinstance(value, dict):
+                walk(value, name + ".")
+                continue
+            if not _conforms(value, types[name]):
+                raise ConfigError(
+                    f"--config_path {path}: {name} takes {_describe(types[name])}, got {value!r}."
+                )
+            given.add(name)
+
+    walk(content, "")
+    return given
+
+
+def parse_options(command: str, config_class: type, args: list[str]) -> tuple[Any, frozenset[str]]:
+    """The config of ``command`` from its flags (and ``--config_path`` file), checked strictly.
+
+    Returns:
+        the config, and the dotted names of the options the user set.
+
+    Raises:
+        ConfigError: an unknown option, a value of the wrong type (booleans only true/false,
+            yes/no, 1/0), a value out of range, an unreadable config file.
+        SystemExit: ``--help`` (code 0).
+    """
+    types = option_types(config_class)
+    given: set[str] = set()
+    args = list(args)
+    for position, name, raw in _split_flags(args):
+        key = _resolve(command, name, types)
+        if raw is None or key == "help":
+            continue  # argparse reports the missing value
+        if key == "config_path":
+            given |= _check_config_file(command, raw, types)
+            continue
+        _check_flag(command, key, raw, types[key])
+        given.add(key)
+        kind = types[key]
+        if kind is str or (kind == Optional[str] and raw.strip().lower() not in NULL_WORDS):
+            quoted = '"' + raw.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            # a text stays as typed: YAML would read `--name 007` as 7 and `--out no` as False
+            if "=" in args[position]:
+                args[position] = f"--{name}={quoted}"
+            else:
+                args[position + 1] = quoted
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            cfg = pyrallis.parse(config_class=config_class, args=args)
+    except SystemExit as exc:
+        if not exc.code:
+            raise
+        lines = [line for line in stderr.getvalue().splitlines() if line.strip()]
+        reason = lines[-1].split("error: ", 1)[-1] if lines else "cannot parse the options"
+        raise ConfigError(f"{reason}; `osrl-unlearn {command} --help` lists the options.") from None
+    except Exception as exc:
+        error = find_user_error(exc)
+        if error is None:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"cannot read the options ({first}); `osrl-unlearn {command} --help` lists them."
+            ) from exc
+        nested = re.search(r"into field \"<class '[^']+'>\.(\w+)\"", str(exc))
+        if nested and error is not exc:
+            prefix, text = nested.group(1), str(error)
+            first = text.split(" ", 1)[0]
+            if f"{prefix}.{first}" in types:  # "steps must be positive" -> "--unlearning.steps ..."
+                raise ConfigError(f"--{prefix}.{text}") from None
+            raise ConfigError(f"--{prefix}.*: {text}") from None
+        raise error from None
+    return cfg, frozenset(given)
+
+
+def user_message(exc: BaseException) -> Optional[str]:
+    """The one line a user sees for ``exc``, or None for an error that is a bug (a traceback)."""
+    error = find_user_error(exc)
+    if error is not None:
+        message = str(error)
+    elif isinstance(exc, FileExistsError) and exc.errno is None:
+        message = str(exc)
+    elif isinstance(exc, OSError):
+        message = describe_os_error(exc)
+        if message is None:
+            return None
+    else:
+        return None
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = _commands()
@@ -361,18 +726,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in commands:
-        print(f"error: unknown command {name!r}\n\n{usage(commands)}", file=sys.stderr)
+        print(
+            f"error: unknown command {name!r}; `osrl-unlearn --help` lists them.", file=sys.stderr
+        )
         return 2
     command = commands[name]
-    cfg = pyrallis.parse(config_class=command.config, args=rest)
     try:
-        return command.run(cfg)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        try:
+            cfg, given = parse_options(name, command.config, rest)
+        except SystemExit as exc:  # --help
+            return int(exc.code or 0)
+        return command.run(cfg, given) if command.takes_given else command.run(cfg)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        message = user_message(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

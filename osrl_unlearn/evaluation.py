@@ -144,11 +144,18 @@ def evaluate(
 
     The caller's torch and numpy random streams are left as they were.
     """
+    from osrl_unlearn.errors import ConfigError
+
     if episodes <= 0:
-        raise ValueError(f"episodes must be positive, got {episodes}")
+        raise ConfigError(f"episodes must be positive, got {episodes}; evaluate 1 or more.")
+    if num_envs <= 0:
+        raise ConfigError(f"num_envs must be positive, got {num_envs}; use 1 or more envs.")
     if backend not in ("sync", "async"):
-        raise ValueError(f"backend must be 'sync' or 'async', got {backend!r}")
+        raise ConfigError(f"backend must be 'sync' or 'async', got {backend!r}.")
+    if not (np.isfinite(cost_limit) and cost_limit >= 0):
+        raise ConfigError(f"cost_limit must be a finite number >= 0, got {cost_limit}.")
     spec = get_task(task)
+    check_agent_fits(agent, spec)
     numpy_state = np.random.get_state()  # Bullet's resets seed numpy's global RNG: give it back
     try:
         with torch.random.fork_rng(devices=[]):  # and torch's, so a caller's stream is untouched
@@ -156,6 +163,21 @@ def evaluate(
                              show_progress)  # fmt: skip
     finally:
         np.random.set_state(numpy_state)
+
+
+def check_agent_fits(agent, spec) -> None:
+    """Raises when ``agent`` takes observations or gives actions of another width than ``spec``."""
+    from osrl_unlearn.errors import UserError
+
+    for what, theirs, ours in (
+        ("observations", getattr(agent, "state_dim", None), spec.obs_dim),
+        ("actions", getattr(agent, "action_dim", None), spec.act_dim),
+    ):
+        if theirs is not None and int(theirs) != ours:
+            raise UserError(
+                f"the agent was built for {theirs}-dim {what} but {spec.name} has {ours}; "
+                "evaluate it on the task it was trained on (its config.yaml's task)."
+            )
 
 
 def _evaluate(agent, spec, episodes, seed, cost_limit, num_envs, backend, show_progress):

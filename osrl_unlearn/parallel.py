@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing as mp
+import os
 import queue
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.managers import SyncManager
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -29,6 +35,7 @@ def run_jobs(
     ``fn`` reports work done by calling ``progress(n)``; the bar sums it over all jobs. With one
     worker the jobs run in this process (no start-up cost, easy to debug); otherwise in ``spawn``ed
     processes, so ``fn`` and jobs must be picklable. Either way a job runs on one torch thread.
+    Worker processes die with this one (:func:`die_with_parent`), even when it is killed.
     """
     bar = tqdm(total=total, desc=desc, unit=unit, disable=not show_progress, dynamic_ncols=True)
     try:
@@ -42,9 +49,16 @@ def run_jobs(
             finally:
                 torch.set_num_threads(threads)
         context = mp.get_context("spawn")
+        manager = SyncManager(ctx=context)
+        manager.start(die_with_parent, (os.getpid(),))
         with (
-            context.Manager() as manager,
-            ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool,
+            manager,
+            ProcessPoolExecutor(
+                max_workers=min(workers, len(jobs)),
+                mp_context=context,
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
+            ) as pool,
         ):
             ticks = manager.Queue()
             futures = [pool.submit(_call, fn, job, ticks) for job in jobs]
@@ -54,6 +68,23 @@ def run_jobs(
             return [future.result() for future in futures]
     finally:
         bar.close()
+
+
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal the kernel sends this process when its parent dies."""
+
+
+def die_with_parent(parent: int) -> None:
+    """Makes this worker die when the process that started it dies, even by ``kill -9``.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG, SIGKILL)``); elsewhere a no-op. Pass the parent's pid:
+    a parent that died before the call is noticed too.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # orphaned before the call took effect
+        os._exit(1)
 
 
 def _call(fn: Callable[[Any, Progress], Any], job: Any, ticks: Any) -> Any:

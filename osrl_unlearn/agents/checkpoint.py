@@ -6,10 +6,9 @@ A run folder is untrusted input: checkpoints are read with ``torch.load(weights_
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +70,28 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: no config.yaml; pass an OSRL run folder.")
-    config = yaml.safe_load(path.read_text())
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"{path}: not valid YAML ({where}{problem}); fix the file or pass another OSRL run "
+            "folder."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc}); pass an OSRL run folder.") from None
     if not isinstance(config, dict) or "task" not in config:
-        raise CheckpointError(f"{path}: not an OSRL training config (no 'task' key).")
+        raise CheckpointError(
+            f"{path}: not an OSRL training config (no 'task' key); pass an OSRL run folder, or "
+            "add `task: <dsrl task id>` to it."
+        )
+    if not isinstance(config["task"], str):
+        raise CheckpointError(
+            f"{path}: 'task' is {config['task']!r}, not a dsrl task id; set it to one such as "
+            "OfflineCarCircle-v0."
+        )
     return config
 
 
@@ -84,8 +102,8 @@ def detect_agent(config: dict[str, Any]) -> str:
         if value in AGENT_KEYS:
             return value
     raise CheckpointError(
-        "cannot tell which agent the run folder holds (no 'agent' or 'prefix' key naming one of "
-        f"{', '.join(AGENT_KEYS)}); pass agent=... explicitly."
+        "cannot tell which agent the run folder holds: its config.yaml has no 'agent' or 'prefix' "
+        f"key naming one of {', '.join(AGENT_KEYS)}; add one, e.g. `agent: bcql`."
     )
 
 
@@ -109,22 +127,125 @@ def load_agent(
     checkpoint = Path(run_dir) / "checkpoint" / ("model_best.pt" if best else "model.pt")
     if not checkpoint.is_file():
         raise CheckpointError(f"{run_dir}: no {checkpoint.relative_to(run_dir)}.")
-    try:
-        payload = torch.load(checkpoint, map_location=device, weights_only=True)
-    except Exception as exc:  # a pickle with code in it, or a corrupt file
-        raise CheckpointError(f"{checkpoint}: not a plain tensor checkpoint ({exc}).") from exc
-    if not isinstance(payload, dict) or "model_state" not in payload:
-        raise CheckpointError(f"{checkpoint}: expected OSRL's {{'model_state': state_dict}}.")
-    model = build_agent(name, config, device)
-    try:
-        model.load_state_dict(payload["model_state"])
-    except RuntimeError as exc:
+    payload = _read_checkpoint(checkpoint, device)
+    state = payload["model_state"]
+    broken = [key for key, value in state.items() if not _finite(value)]
+    if broken:
         raise CheckpointError(
-            f"{checkpoint} does not fit a {name} agent for {config['task']} built from its "
-            f"config.yaml: {str(exc).splitlines()[0]} (was it trained on another task?)"
-        ) from exc
+            f"{checkpoint}: {len(broken)} weight tensor(s) hold NaN or infinite values (first "
+            f"{broken[0]}); the policy is broken and is refused: retrain it (osrl-unlearn train) "
+            "or use a checkpoint saved before training diverged."
+        )
+    try:
+        model = build_agent(name, config, device)
+    except UserError:
+        raise
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{run_dir}/config.yaml: cannot build a {name} agent from it "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); fix the "
+            "layer-size keys (a_hidden_sizes, c_hidden_sizes, ...) or pass another run folder."
+        ) from None
+    mismatch = _state_mismatch(name, config, model, state)
+    if mismatch:
+        raise CheckpointError(f"{checkpoint} does not fit its config.yaml: {mismatch}")
+    model.load_state_dict(state)
     model.eval()
     return model
+
+
+def _read_checkpoint(checkpoint: Path, device: str) -> dict[str, Any]:
+    """``{"model_state": {name: tensor}}`` from ``checkpoint``, read without running any code."""
+    import pickle
+
+    try:
+        payload = torch.load(checkpoint, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():
+            raise CheckpointError(
+                f"{checkpoint}: the file carries code (pickled Python objects), not plain "
+                "tensors; refused."
+            ) from None
+        raise CheckpointError(
+            f"{checkpoint}: not a readable torch checkpoint (corrupt or truncated); restore it "
+            "or retrain the run (osrl-unlearn train)."
+        ) from None
+    except Exception:  # torch raises RuntimeError, EOFError, OSError... on a damaged file
+        raise CheckpointError(
+            f"{checkpoint}: not a readable torch checkpoint (corrupt or truncated); restore it "
+            "or retrain the run (osrl-unlearn train)."
+        ) from None
+    state = payload.get("model_state") if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(
+            f"{checkpoint}: not an OSRL checkpoint (expected {{'model_state': state_dict}}); "
+            "pass the checkpoint/model.pt of an OSRL run folder."
+        )
+    return payload
+
+
+def _finite(value: torch.Tensor) -> bool:
+    if not (value.is_floating_point() or value.is_complex()):
+        return True
+    return bool(torch.isfinite(value).all())
+
+
+def _state_mismatch(
+    name: str, config: dict[str, Any], model: torch.nn.Module, state: dict[str, torch.Tensor]
+) -> str | None:
+    """One line saying how ``state`` differs from ``model`` (agent type, observation/action
+    widths, layer sizes), or None when it fits."""
+    expected = model.state_dict()
+    if set(state) != set(expected):
+        for other in AGENT_KEYS:
+            if other == name:
+                continue
+            try:
+                keys = set(build_agent(other, config).state_dict())
+            except Exception:  # noqa: BLE001 - only a guess at what the file holds
+                continue
+            if keys == set(state):
+                return (
+                    f"it holds a {other} agent but config.yaml says {name}; set `agent: {other}` "
+                    "in config.yaml, or pass the run folder the checkpoint came from."
+                )
+        missing = sorted(set(expected) - set(state))
+        extra = sorted(set(state) - set(expected))
+        detail = ", ".join(
+            part
+            for part in (
+                f"{len(missing)} tensor(s) missing (first {missing[0]})" if missing else "",
+                f"{len(extra)} unexpected (first {extra[0]})" if extra else "",
+            )
+            if part
+        )
+        return (
+            f"its tensors are not those of a {name} agent ({detail}); pass the run folder the "
+            "checkpoint came from."
+        )
+    differ = [key for key in expected if tuple(expected[key].shape) != tuple(state[key].shape)]
+    if not differ:
+        return None
+    task = get_task(config["task"])
+    key = differ[0]
+    ours, theirs = tuple(expected[key].shape), tuple(state[key].shape)
+    widths = {task.obs_dim, task.act_dim, task.obs_dim + task.act_dim}
+    if len(ours) == 2 and ours[0] == theirs[0] and ours[1] in widths and theirs[1] != ours[1]:
+        return (
+            f"observation/action widths differ: {key} takes {theirs[1]} inputs in the checkpoint "
+            f"but {ours[1]} for {task.name} (obs {task.obs_dim}, act {task.act_dim}); set "
+            "config.yaml's task to the one it was trained on."
+        )
+    sizes = ", ".join(
+        f"{k} {config[k]}"
+        for k in ("a_hidden_sizes", "c_hidden_sizes", "vae_hidden_sizes")
+        if k in config
+    )
+    return (
+        f"layer sizes differ in {len(differ)} tensor(s): {key} is {list(theirs)} in the checkpoint "
+        f"but {list(ours)} from config.yaml ({sizes}); set those keys to the sizes it was "
+        "trained with."
+    )
 
 
 def save_run(
@@ -144,27 +265,25 @@ def save_run(
         FileExistsError: ``run_dir`` exists and ``replace`` is False (an input run is never
             overwritten unless asked).
     """
+    from osrl_unlearn.io import atomic_dir
+
     run_dir = Path(run_dir)
     if run_dir.exists() and not replace:
         raise FileExistsError(
             f"{run_dir} exists; write the new run to another folder (or pass --force)."
         )
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
-    try:
+    # torch.save into memory, then a plain write: on a full disk torch's own writer fails with
+    # an opaque "unexpected pos" error, a plain write with ENOSPC.
+    weights = io.BytesIO()
+    torch.save({"model_state": model.state_dict()}, weights)
+    with atomic_dir(run_dir, overwrite=replace) as tmp:  # the old run goes once the new is whole
         (tmp / "checkpoint").mkdir()
         (tmp / "config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=True))
-        torch.save({"model_state": model.state_dict()}, tmp / "checkpoint" / "model.pt")
+        (tmp / "checkpoint" / "model.pt").write_bytes(weights.getvalue())
         if metadata is not None:
             (tmp / "unlearning.json").write_text(json.dumps(_plain(metadata), indent=1))
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
-        if run_dir.exists():  # replace: the old run goes only once the new one is complete
-            shutil.rmtree(run_dir)
-        os.rename(tmp, run_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return run_dir
 
 

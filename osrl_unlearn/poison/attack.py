@@ -87,6 +87,26 @@ class PoisonConfig:
     show_progress: bool = True
     """Show progress bars."""
 
+    def __post_init__(self) -> None:
+        get_attack(self.attack)
+        check_ratio(self.ratio)
+        for name in ("high_reward_percentile", "low_reward_percentile"):
+            value = getattr(self, name)
+            if not 0 <= value <= 100:
+                raise ConfigError(f"--{name} must lie in [0, 100], got {value}.")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"--gamma must lie in (0, 1], got {self.gamma}; e.g. --gamma 0.99.")
+        if not self.candidate_factor >= 1:
+            raise ConfigError(
+                f"--candidate_factor must be 1 or more, got {self.candidate_factor}; e.g. 2."
+            )
+        if not self.adversary_noise >= 0:
+            raise ConfigError(f"--adversary_noise must be 0 or more, got {self.adversary_noise}.")
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be 1 or more, got {self.workers}.")
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise ConfigError(f"--seed must lie in [0, 2**32 - 1], got {self.seed}.")
+
 
 def poison_dataset(cfg: PoisonConfig) -> WrittenFile:
     """Writes the poisoned file ``cfg`` describes; returns its path and a summary."""
@@ -95,10 +115,19 @@ def poison_dataset(cfg: PoisonConfig) -> WrittenFile:
     if not cfg.dataset or not cfg.out:
         raise ConfigError("pass --dataset (the clean file) and --out (the poisoned file to write)")
     out = Path(cfg.out)
+    if out.resolve() == Path(cfg.dataset).resolve():
+        raise ConfigError(
+            "--out is --dataset: the clean file is never overwritten; write the poisoned file "
+            "to another --out."
+        )
+    if cfg.inject_from and out.resolve() == Path(cfg.inject_from).resolve():
+        raise ConfigError(
+            "--out is --inject_from: inputs are never overwritten; choose another --out."
+        )
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; pass a file name such as poisoned.hdf5.")
     if out.exists() and not cfg.force:
         raise FileExistsError(f"{out} exists; choose another --out or pass --force.")
-    if out.resolve() == Path(cfg.dataset).resolve():
-        raise ConfigError("--out must differ from --dataset: the clean file is never overwritten.")
     clean = read_hdf5(cfg.dataset, cfg.task)
     if clean.poison_mask is not None and clean.poison_mask.any():
         raise ConfigError(f"{cfg.dataset} is already poisoned (its poison_mask marks rows).")
