@@ -244,6 +244,11 @@ def run_unlearn(cfg: UnlearnConfig, given: frozenset[str] | None = None) -> int:
     if not cfg.run or not cfg.dataset:
         raise ConfigError("pass the run to repair and its poisoned data: --run DIR --dataset FILE")
     out = cfg.out or f"{cfg.run.rstrip('/')}-{cfg.method}"
+    for flag, source in (("--run", cfg.run), ("--dataset", cfg.dataset)):
+        if Path(out).resolve() == Path(source).resolve():
+            raise ConfigError(
+                f"--out is {flag}: inputs are never overwritten; write the repair to another --out."
+            )
     if given is not None:
         given = frozenset(k.split(".", 1)[1] for k in given if k.startswith("unlearning."))
     settings = user_settings(cfg.method, cfg.unlearning, given)

@@ -11,6 +11,7 @@ the parent folders it created, and a full disk or a refused write becomes an
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -22,6 +23,8 @@ from pathlib import Path
 
 from osrl_unlearn.errors import describe_os_error, output_error
 
+TORCH_WRITE_FAILED = re.compile(r"unexpected pos \d+ vs \d+|PytorchStreamWriter failed writing")
+"""What torch's checkpoint writer says when a write fails: it drops the errno (a full disk)."""
 STAGING = "osrl-staging"
 _STAGING_NAME = re.compile(rf"\.{STAGING}-(?P<pid>\d+)-[^/]*$")
 
@@ -104,13 +107,19 @@ def _as_output_errors(target: Path, *staged: Path) -> Iterator[None]:
     """Turns a full disk or a refused write while producing ``target`` into an OutputError."""
     try:
         yield
+    except RuntimeError as exc:
+        if TORCH_WRITE_FAILED.search(str(exc)):  # torch.save on a full disk (or over the limit)
+            raise output_error(OSError(errno.ENOSPC, "No space left on device"), target) from exc
+        raise
     except OSError as exc:
         if describe_os_error(exc) is None:
             raise
         if exc.filename is not None:
             name = Path(os.path.abspath(exc.filename))
             mine = [Path(os.path.abspath(p)) for p in (target, target.parent, *staged)]
-            if not any(name == p or p in name.parents for p in mine[2:]) and name not in mine:
+            staging = name.parent == mine[1] and name.name.startswith(f".{target.name}.{STAGING}")
+            inside = any(p in name.parents for p in mine[2:])
+            if not (staging or inside or name in mine):
                 raise  # another file (an input, say): the caller's handler names it
         raise output_error(exc, target) from exc
 
@@ -138,6 +147,7 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
             )
         os.close(fd)
         tmp = Path(tmp_name)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would outlive the rename
         try:
             with _as_output_errors(path, tmp):
                 yield tmp
@@ -174,6 +184,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
         clean_stale(path)
         with _as_output_errors(path):
             tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(path), dir=path.parent))
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would outlive the rename
         try:
             with _as_output_errors(path, tmp):
                 yield tmp
@@ -184,6 +195,12 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
                 os.rename(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
