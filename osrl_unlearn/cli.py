@@ -411,6 +411,14 @@ def run_report(cfg: ReportConfig) -> int:
 def run_make_dataset(cfg) -> int:
     from osrl_unlearn.generate.make_dataset import format_summary, make_dataset
 
+    # checked before the generation (minutes), not after it
+    check_int("workers", cfg.workers, 1)
+    check_seed("seed", cfg.seed)
+    check_number("cost_limit", cfg.cost_limit, 0.0)
+    if cfg.out is not None and Path(cfg.out).is_dir():
+        raise ConfigError(f"--out {cfg.out} is a folder; pass a file name such as clean.hdf5.")
+    if cfg.out is not None and Path(cfg.out).exists() and not cfg.force:
+        raise FileExistsError(f"{cfg.out} exists; pass --force to replace it or choose --out.")
     result = make_dataset(cfg)
     print(format_summary(result.path, result.summary))
     if cfg.out:
