@@ -1,0 +1,91 @@
+"""What the fast steps of BCQ-Lag, BEAR-Lag and CPQ share: one batched network for all critic
+heads and one for their targets, flat parameter groups with one fused Adam each, the VAE update
+and the soft target update."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from osrl_unlearn.fast.networks import (
+    FusedAdam,
+    StackedMLP,
+    flatten_modules,
+    soft_update,
+    vae_decode,
+    vae_encode,
+    vae_loss,
+)
+
+Metrics = dict[str, torch.Tensor]
+
+
+class ActorCriticStep:
+    """Optimizers and shared updates of an OSRL actor-critic agent with a behaviour VAE.
+
+    Args:
+        model: the OSRL agent (its parameters become views of the flat groups built here).
+        heads: the critic heads, reward heads first, then cost heads.
+        target_heads: their target copies, in the same order.
+        reward_heads: how many of ``heads`` belong to the reward critic.
+        actor_lr, critic_lr, vae_lr: learning rates as OSRL's trainer takes them.
+    """
+
+    def __init__(self, model, heads: Sequence[nn.Module], target_heads: Sequence[nn.Module],
+                 reward_heads: int, actor_lr: float, critic_lr: float, vae_lr: float) -> None:  # fmt: skip
+        self.model = model
+        self.reward_heads = reward_heads
+        self.critics = StackedMLP(heads)
+        self.targets = StackedMLP(target_heads, trainable=False)
+        self.vae_optim = FusedAdam(flatten_modules([model.vae]), vae_lr)
+        self.critic_optim = FusedAdam(self.critics.flat, critic_lr)
+        self.actor_optim = FusedAdam(flatten_modules([model.actor]), actor_lr)
+        self.actor_target = flatten_modules([model.actor_old], trainable=False)
+        cost_heads = self.critics.heads - reward_heads
+        self.same_sizes = cost_heads == reward_heads
+        self.head_group = torch.tensor([0] * reward_heads + [1] * cost_heads)
+        """Per head: 0 for a reward head, 1 for a cost head (picks each head's input)."""
+
+    def group_min(self, q: torch.Tensor) -> torch.Tensor:
+        """(E, N) head values -> (2, N): the minimum over the reward heads, over the cost heads."""
+        if self.same_sizes:
+            return torch.amin(q.view(2, self.reward_heads, -1), 1)
+        r = self.reward_heads
+        return torch.stack([torch.amin(q[:r], 0), torch.amin(q[r:], 0)])
+
+    def per_group_inputs(self, reward_inputs: torch.Tensor, cost_inputs: torch.Tensor):
+        """(E, N, in): each reward head gets ``reward_inputs``, each cost head ``cost_inputs``."""
+        return torch.stack([reward_inputs, cost_inputs]).index_select(0, self.head_group)
+
+    def vae_update(self, obs: torch.Tensor, actions: torch.Tensor) -> Metrics:
+        """OSRL's ``vae_loss`` step (one latent draw)."""
+        vae = self.model.vae
+        mean, std = vae_encode(vae, obs, actions)
+        recon = vae_decode(vae, obs, mean + std * torch.randn_like(std))
+        loss = vae_loss(recon, actions, mean, std, self.model.beta)
+        self.optimise(self.vae_optim, loss)
+        return {"loss/loss_vae": loss.detach()}
+
+    def fit_critics(self, obs, actions, backups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of every critic head towards its group's backup, ``backups`` (2, B) holding
+        the reward and the cost backup (OSRL's summed MSE per critic; the two critics touch
+        disjoint parameters, so one backward serves both). Returns both losses."""
+        targets = backups.index_select(0, self.head_group)
+        per_head = (self.critics(torch.cat([obs, actions], 1)) - targets).pow(2).mean(1)
+        reward_loss = per_head[: self.reward_heads].sum()
+        cost_loss = per_head[self.reward_heads :].sum()
+        self.optimise(self.critic_optim, reward_loss + cost_loss)
+        return reward_loss.detach(), cost_loss.detach()
+
+    @staticmethod
+    def optimise(optim: FusedAdam, loss: torch.Tensor) -> None:
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+
+    def sync_targets(self) -> None:
+        """OSRL's ``sync_weight``: soft updates of the target critics and the target actor."""
+        soft_update(self.targets.flat, self.critics.flat, self.model.tau)
+        soft_update(self.actor_target, self.actor_optim.flat, self.model.tau)

@@ -1,0 +1,173 @@
+"""BCQ-Lag's and BEAR-Lag's training steps: OSRL's ``train_one_step``, with few operations.
+
+Both agents share OSRL's step shape: VAE update, reward-critic and cost-critic updates against
+``sample_action_num`` target actions per next state (a lambda-mix of the twin target heads, the
+best sample), an actor update against the PID-Lagrangian penalty, then soft target updates. The
+random draws are OSRL's, in OSRL's order, from torch's global generator, so the same seed gives
+the same step (``tests/fast/test_equivalence.py``). What differs is only how it is computed: the
+four critic ensembles (reward q1/q2, cost q1/q2) and their targets run as one batched network,
+and the critic updates share one fused Adam (the two losses touch disjoint parameters, so this
+equals OSRL's two optimizers).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from osrl_unlearn.fast.actor_critic import ActorCriticStep, Metrics
+from osrl_unlearn.fast.networks import (
+    latent_noise,
+    linear_layers,
+    mlp,
+    squashed_gaussian,
+    vae_decode,
+    vae_decode_raw,
+)
+
+
+class TwinCriticStep(ActorCriticStep):
+    """The step BCQ-Lag and BEAR-Lag share; subclasses supply the actor."""
+
+    def __init__(self, model, actor_lr: float, critic_lr: float, vae_lr: float) -> None:
+        heads = lambda critic: [*critic.q1_nets, *critic.q2_nets]  # noqa: E731
+        super().__init__(
+            model, [*heads(model.critic), *heads(model.cost_critic)],
+            [*heads(model.critic_old), *heads(model.cost_critic_old)],
+            2 * model.num_q, actor_lr, critic_lr, vae_lr,
+        )  # fmt: skip
+        self.split = [model.num_q, model.num_q, model.num_qc, model.num_qc]
+
+    def target_actions(self, next_obs: torch.Tensor, draws: int) -> torch.Tensor:
+        """Target actions for ``next_obs`` (rows already repeated ``draws`` times, one block per
+        draw): OSRL's random draws for each block in turn, then one pass of the networks."""
+        raise NotImplementedError
+
+    def actor_update(self, obs: torch.Tensor) -> Metrics:
+        raise NotImplementedError
+
+    def twin_minima(self, q: torch.Tensor) -> torch.Tensor:
+        """(E, N) head values -> (2, 2, N): the minima over each ensemble (reward q1, reward q2;
+        cost q1, cost q2), as ``EnsembleDoubleQCritic.predict`` takes them."""
+        if self.same_sizes:
+            return torch.amin(q.view(2, 2, self.model.num_q, -1), 2)
+        return torch.stack([torch.amin(part, 0) for part in q.split(self.split)]).view(2, 2, -1)
+
+    @torch.no_grad()
+    def backups(self, next_obs, rewards, costs, done) -> torch.Tensor:
+        """(2, B) Bellman targets: reward and cost backups (OSRL draws the reward critic's
+        target actions, then the cost critic's)."""
+        model = self.model
+        batch, samples = next_obs.shape[0], model.sample_action_num
+        repeated = next_obs.unsqueeze(1).expand(-1, samples, -1).reshape(batch * samples, -1)
+        both = repeated.repeat(2, 1)
+        actions = self.target_actions(both, 2).view(2, batch * samples, -1)
+        inputs = torch.cat([both.view(2, batch * samples, -1), actions], 2)
+        q = self.targets(inputs.index_select(0, self.head_group))
+        minima = self.twin_minima(q)  # (2, 2, N)
+        low, high = torch.amin(minima, 1), torch.amax(minima, 1)
+        mixed = model.lmbda * low + (1.0 - model.lmbda) * high
+        best = mixed.view(2, batch, samples).amax(2)
+        # OSRL's cost backup does not cut at episode ends
+        return torch.stack(
+            [rewards + model.gamma * (1 - done) * best[0], costs + model.gamma * best[1]]
+        )
+
+    def policy_values(self, obs, actions) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Q_r, Q_c) at (obs, actions) as OSRL's actor loss takes them (the minimum over all
+        heads of each critic), with gradient to the actions only."""
+        q = self.group_min(self.critics(torch.cat([obs, actions], 1), True))
+        return q[0], q[1]
+
+    def lagrangian_penalty(self, qc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """OSRL's PID-Lagrangian term (the agent's own controller, so its state carries on)."""
+        with torch.no_grad():
+            multiplier = self.model.controller.control(qc).detach()
+        return ((qc - self.model.qc_thres) * multiplier).mean(), multiplier
+
+    def __call__(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:
+        """One OSRL ``train_one_step``; returns its logged values as 0-d tensors (no host sync)."""
+        metrics = self.vae_update(obs, actions)
+        backups = self.backups(next_obs, rewards, costs, done)
+        reward_loss, cost_loss = self.fit_critics(obs, actions, backups)
+        metrics.update({"loss/critic_loss": reward_loss, "loss/cost_critic_loss": cost_loss})
+        metrics.update(self.actor_update(obs))
+        self.sync_targets()
+        return metrics
+
+
+class BCQLStep(TwinCriticStep):
+    """BCQ-Lag: a perturbation actor on VAE-decoded actions (OSRL ``BCQL``)."""
+
+    def _perturb(self, layers, obs, base_actions) -> torch.Tensor:
+        model = self.model
+        scale = model.phi * model.max_action
+        a = scale * mlp(layers, torch.cat([obs, base_actions], 1), torch.tanh, torch.tanh)
+        return (a + base_actions).clamp(-model.max_action, model.max_action)
+
+    def target_actions(self, next_obs, draws):
+        model = self.model
+        rows = len(next_obs) // draws
+        z = torch.cat([latent_noise(rows, model.latent_dim) for _ in range(draws)])
+        decoded = vae_decode(model.vae, next_obs, z)
+        return self._perturb(linear_layers(model.actor_old.pi), next_obs, decoded)
+
+    def actor_update(self, obs):
+        model = self.model
+        with torch.no_grad():
+            decoded = vae_decode(model.vae, obs, latent_noise(len(obs), model.latent_dim))
+        actions = self._perturb(linear_layers(model.actor.pi), obs, decoded)
+        q, qc = self.policy_values(obs, actions)
+        penalty, multiplier = self.lagrangian_penalty(qc)
+        loss = -q.mean() + penalty
+        self.optimise(self.actor_optim, loss)
+        return {"loss/actor_loss": loss.detach(), "loss/qc_penalty": penalty.detach(),
+                "loss/lagrangian": multiplier}  # fmt: skip
+
+
+class BEARLStep(TwinCriticStep):
+    """BEAR-Lag: a squashed-Gaussian actor held near the VAE's actions by an MMD constraint with
+    a dual weight exp(log_alpha) (OSRL ``BEARL``)."""
+
+    def __init__(self, model, actor_lr: float, critic_lr: float, vae_lr: float,
+                 alpha_lr: float) -> None:  # fmt: skip
+        super().__init__(model, actor_lr, critic_lr, vae_lr)
+        model.alpha_lr = alpha_lr
+
+    def target_actions(self, next_obs, draws):
+        rows, act_dim = len(next_obs) // draws, self.model.action_dim
+        noise = torch.cat([torch.randn(rows, act_dim) for _ in range(draws)])
+        _, _, raw = squashed_gaussian(self.model.actor_old, next_obs, noise)
+        return torch.tanh(raw)  # OSRL's BEARL targets are not scaled by max_action
+
+    def actor_update(self, obs):
+        model = self.model
+        batch, samples = obs.shape[0], model.num_samples_mmd_match
+        with torch.no_grad():
+            z = torch.randn((batch, samples, model.latent_dim)).clamp(-0.5, 0.5)
+            repeated = obs.unsqueeze(1).expand(-1, samples, -1)
+            raw_data_actions = vae_decode_raw(model.vae, repeated, z)
+        stacked = torch.repeat_interleave(obs, samples, 0)
+        noise = torch.randn(len(stacked), model.action_dim)
+        _, _, raw = squashed_gaussian(model.actor, stacked, noise)
+        raw_actor_actions = raw.view(batch, samples, model.action_dim)
+        kernel = (
+            model.mmd_loss_laplacian if model.kernel == "laplacian" else model.mmd_loss_gaussian
+        )
+        mmd = kernel(raw_data_actions, raw_actor_actions, sigma=model.mmd_sigma)
+        first = torch.tanh(raw_actor_actions[:, 0, :])
+        q, qc = self.policy_values(obs, first)
+        penalty, multiplier = self.lagrangian_penalty(qc)
+        alpha = model.log_alpha.exp()
+        if model.n_train_steps >= model.start_update_policy_step:
+            loss = (-q + alpha * (mmd - model.target_mmd_thresh)).mean()
+        else:
+            loss = (alpha * (mmd - model.target_mmd_thresh)).mean()
+        loss = loss + penalty
+        self.optimise(self.actor_optim, loss)
+        with torch.no_grad():
+            model.log_alpha += model.alpha_lr * alpha * (mmd - model.target_mmd_thresh).mean()
+            model.log_alpha.clamp_(min=-5.0, max=5.0)
+        model.n_train_steps += 1
+        return {"loss/actor_loss": loss.detach(), "loss/mmd_loss": mmd.mean().detach(),
+                "loss/qc_penalty": penalty.detach(), "loss/lagrangian": multiplier,
+                "loss/alpha_value": model.log_alpha.exp()}  # fmt: skip

@@ -1,0 +1,114 @@
+"""COptiDICE's training step: OSRL's ``COptiDICE.update`` with few operations.
+
+OSRL steps four optimizers one after the other (chi, tau, nu, lambda), but the four losses touch
+disjoint parameters and none reads a parameter another has just updated, so one backward of
+their sum and one fused Adam per learning rate compute the same update. The nu and chi ensembles
+run as one batched network over current and next states. The policy extraction keeps OSRL's
+draws (observation noise, action noise, the actor's unused sample) in OSRL's order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from osrl_unlearn.fast.actor_critic import Metrics
+from osrl_unlearn.fast.networks import (
+    FlatParameters,
+    FusedAdam,
+    StackedMLP,
+    flatten_modules,
+    squashed_gaussian,
+)
+
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+
+
+def normal_log_prob(value: torch.Tensor, mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``torch.distributions.Normal(mu, std).log_prob(value)``, without the distribution object."""
+    return -((value - mu) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
+
+
+class COptiDICEStep:
+    """COptiDICE (OSRL ``COptiDICE``): nu and chi values, the dual variables lambda and tau, and
+    a policy cloned with the optimal stationary-distribution weights w(s, a)."""
+
+    def __init__(self, model, actor_lr: float, critic_lr: float, scalar_lr: float) -> None:
+        self.model = model
+        self.nu_heads = model.num_nu
+        self.values = StackedMLP([*model.nu_network.q_nets, *model.chi_network.q_nets])
+        self.critic_optim = FusedAdam(self.values.flat, critic_lr)
+        scalars = FlatParameters([model.lmbda, model.tau], parameters=False)
+        model.lmbda, model.tau = scalars.views  # plain tensors, as OSRL keeps them
+        self.scalar_optim = FusedAdam(scalars, scalar_lr)
+        self.actor_optim = FusedAdam(flatten_modules([model.actor]), actor_lr)
+
+    def _optimal_w(self, nu_s, nu_next, rewards, costs, done):
+        """OSRL's ``_optimal_w`` from the nu values: (e_nu_lambda, w(s, a))."""
+        model = self.model
+        e = rewards - model._lmbda.detach() * costs
+        e = e + model.gamma * (1.0 - done) * nu_next - nu_s
+        return e, F.relu(model.f_prime_inv_fn(e / model.alpha))
+
+    def __call__(self, obs, next_obs, actions, rewards, costs, done, is_init) -> Metrics:
+        """One OSRL ``update(batch)``; returns its logged values as 0-d tensors."""
+        model = self.model
+        batch = obs.shape[0]
+        both = torch.cat([obs, next_obs])
+        model._lmbda = F.softplus(model.lmbda)
+        values = self.values(both)
+        nu = torch.amin(values[: self.nu_heads], 0)
+        nu_s, nu_next = nu[:batch], nu[batch:]
+        e_nu_lambda, w_sa = self._optimal_w(nu_s, nu_next, rewards, costs, done)
+        nu_init = nu_s * is_init / model.init_state_propotion
+        w_fixed = w_sa.detach()
+        df = model.f_fn(w_fixed).mean()
+        model._tau = F.softplus(model.tau)
+        if model.cost_ub_epsilon == 0:
+            weighted_c = (w_fixed * costs).mean()
+            chi_loss = tau_loss = d_kl = torch.zeros(1)
+        else:
+            chi = torch.amin(values[self.nu_heads :], 0)
+            chi_s, chi_next = chi[:batch], chi[batch:]
+            chi_init = chi_s * is_init / model.init_state_propotion
+            ell = (1 - model.gamma) * chi_init + w_fixed * (
+                costs + model.gamma * (1 - done) * chi_next - chi_s
+            )
+            logits = ell / model._tau.detach()
+            weights = torch.softmax(logits, dim=0) * batch
+            log_weights = torch.log_softmax(logits, dim=0) + np.log(batch)
+            d_kl = (weights * log_weights - weights + 1).mean()
+            weighted_c = (weights * w_fixed * costs).mean()
+            chi_loss = (weights * ell).mean()
+            tau_loss = model._tau * (model.cost_ub_epsilon - d_kl.detach())
+        nu_loss = (1 - model.gamma) * nu_init.mean() + (
+            w_sa * e_nu_lambda - model.alpha * model.f_fn(w_sa)
+        ).mean()
+        td_error = e_nu_lambda.pow(2).mean()
+        lmbda_loss = model._lmbda * (model.qc_thres - weighted_c.detach())
+        self.critic_optim.zero_grad()
+        self.scalar_optim.zero_grad()
+        (chi_loss + nu_loss + tau_loss.sum() + lmbda_loss.sum()).backward()
+        self.critic_optim.step()
+        self.scalar_optim.step()
+
+        obs_eps = torch.randn_like(obs) * model.observations_std * 0.1
+        act_eps = torch.randn_like(actions) * model.actions_std * 0.1
+        mu, std, _ = squashed_gaussian(model.actor, obs + obs_eps, None)
+        torch.randn(mu.shape)  # the actor's sample OSRL draws and does not use
+        with torch.no_grad():
+            nu = torch.amin(self.values(both, heads=slice(0, self.nu_heads)), 0)
+            _, w_new = self._optimal_w(nu[:batch], nu[batch:], rewards, costs, done)
+        log_prob = normal_log_prob(actions + act_eps, mu, std).sum(-1)
+        actor_loss = -(w_new * log_prob).mean()
+        self.actor_optim.zero_grad()
+        actor_loss.backward()
+        self.actor_optim.step()
+        return {"loss/chi_loss": chi_loss.detach(), "loss/tau_loss": tau_loss.detach(),
+                "loss/D_kl": d_kl.detach(), "loss/Df": df, "loss/td_error": td_error.detach(),
+                "loss/nu_loss": nu_loss.detach(), "loss/lmbda_loss": lmbda_loss.detach(),
+                "loss/actor_loss": actor_loss.detach(), "loss/tau": model._tau.detach(),
+                "loss/lmbda": model._lmbda.detach()}  # fmt: skip

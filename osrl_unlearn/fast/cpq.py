@@ -1,0 +1,95 @@
+"""CPQ's training step: OSRL's ``CPQTrainer.train_one_step`` with few operations.
+
+OSRL's order of random draws is kept (the reward target's next actions, the cost target's next
+actions, the unused sample of ``actor(obs)``, the out-of-distribution action samples, the VAE's
+latent noise on them, the actor's action), so the same seed gives the same step. Everything the
+two critic losses need comes from networks neither critic update touches (the actor, the target
+critics, the VAE), so both targets are computed first and both critics take one fused Adam step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from osrl_unlearn.fast.actor_critic import ActorCriticStep, Metrics
+from osrl_unlearn.fast.networks import squashed_gaussian, vae_encode
+
+
+class CPQStep(ActorCriticStep):
+    """Constraints Penalized Q-learning (OSRL ``CPQ``): reward backups gated by the cost critic,
+    a cost critic pushed up on out-of-distribution actions (weight exp(log_alpha))."""
+
+    def __init__(
+        self, model, actor_lr: float, critic_lr: float, alpha_lr: float, vae_lr: float
+    ) -> None:
+        super().__init__(
+            model, [*model.critic.q_nets, *model.cost_critic.q_nets],
+            [*model.critic_old.q_nets, *model.cost_critic_old.q_nets],
+            model.num_q, actor_lr, critic_lr, vae_lr,
+        )  # fmt: skip
+        model.alpha_lr = alpha_lr
+
+    def _sampled_action(self, mu, std) -> torch.Tensor:
+        """``_actor_forward(obs, False, True)``: tanh(mu + std * eps) * max_action."""
+        return torch.tanh(mu + std * torch.randn(mu.shape)) * self.model.max_action
+
+    @torch.no_grad()
+    def backups(self, obs, next_obs, rewards, costs, done):
+        """(2, B) Bellman targets (reward, cost) and qc_ood, CPQ's out-of-distribution
+        cost value."""
+        model = self.model
+        batch, samples, r = obs.shape[0], model.sample_action_num, self.reward_heads
+        mu, std, _ = squashed_gaussian(model.actor, torch.cat([next_obs, obs]), None)
+        next_mu, next_std, mu, std = mu[:batch], std[:batch], mu[batch:], std[batch:]
+        reward_next = self._sampled_action(next_mu, next_std)
+        cost_next = self._sampled_action(next_mu, next_std)
+        torch.randn(mu.shape)  # the action of actor(obs) that OSRL draws and does not use
+        ood_actions = (mu + std * torch.randn((samples, *mu.shape))).reshape(-1, model.action_dim)
+        ood_obs = obs.repeat(samples, 1)
+        ood_mean, ood_std = vae_encode(model.vae, ood_obs, ood_actions)
+        torch.randn(ood_std.shape)  # the VAE's latent noise on them (its decoding is unused)
+        # reward heads see (s', a'_1); cost heads see (s', a'_1) for the gate, (s', a'_2) for
+        # their own backup and the out-of-distribution pairs
+        q_targ = self.targets(torch.cat([next_obs, reward_next], 1), heads=slice(0, r))
+        cost_inputs = torch.cat(
+            [
+                torch.cat([next_obs, reward_next], 1),
+                torch.cat([next_obs, cost_next], 1),
+                torch.cat([ood_obs, ood_actions], 1),
+            ]
+        )
+        qc_targ = torch.amin(self.targets(cost_inputs, heads=slice(r, None)), 0)
+        gate, qc_next, qc_sampled = (
+            qc_targ[:batch],
+            qc_targ[batch : 2 * batch],
+            qc_targ[2 * batch :],
+        )
+        reward_backup = rewards + model.gamma * (1 - done) * (gate <= model.q_thres) * torch.amin(
+            q_targ, 0
+        )
+        cost_backup = costs + model.gamma * qc_next
+        kl = -0.5 * (1 + torch.log(ood_std.pow(2)) - ood_mean.pow(2) - ood_std.pow(2)).mean(1)
+        kl = kl.reshape(samples, batch)
+        qc_ood = ((kl >= torch.quantile(kl, 0.75)) * qc_sampled.reshape(samples, batch)).mean(0)
+        return torch.stack([reward_backup, cost_backup]), qc_ood
+
+    def __call__(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:
+        """One OSRL ``train_one_step``; returns its logged values as 0-d tensors."""
+        model = self.model
+        metrics = self.vae_update(obs, actions)
+        backups, qc_ood = self.backups(obs, next_obs, rewards, costs, done)
+        critic_loss, cost_fit = self.fit_critics(obs, actions, backups)
+        alpha = model.log_alpha.exp()
+        ood_gap = qc_ood.mean() - model.qc_thres
+        cost_critic_loss = cost_fit - alpha * ood_gap  # a constant in the gradient
+        model.log_alpha -= model.alpha_lr * alpha * ood_gap
+        model.log_alpha.clamp_(min=-5.0, max=5.0)
+
+        mu, std, raw = squashed_gaussian(model.actor, obs, torch.randn(len(obs), model.action_dim))
+        pi = torch.tanh(raw) * model.max_action
+        q_pi, qc_pi = self.group_min(self.critics(torch.cat([obs, pi], 1), detached=True))
+        actor_loss = -((qc_pi <= model.q_thres) * q_pi).mean()
+        self.optimise(self.actor_optim, actor_loss)
+        self.sync_targets()
+        return {**metrics, "loss/critic_loss": critic_loss, "loss/cost_critic_loss": cost_critic_loss,
+                "loss/alpha_value": model.log_alpha.exp(), "loss/actor_loss": actor_loss.detach()}  # fmt: skip
