@@ -192,7 +192,7 @@ def test_episode_scores_are_derived_from_the_raw_returns():
 
 
 def test_report_states_its_basis_and_judges_competence(tmp_path):
-    results = attacked_results()
+    results = [*attacked_results(), *seeds("clean", [0.5], [0.3], agent="c")]  # no cell yet
     for r in results:
         if r["policy"] == "clean":
             r["competence_threshold"] = 0.45
@@ -207,6 +207,7 @@ def test_report_states_its_basis_and_judges_competence(tmp_path):
     assert (
         "| T | b | 0, 1, 2 | 1 | 0.50 [0.50, 0.50] | **3.00** [3.00, 3.00] | **no** | yes " in text
     )
-    assert "1 of 2 safe (mean normalised cost ≤ 1); 2 of 2 judged are competent" in text
+    assert "| T | c | 0, 1, 2 | 1 | 0.30 [0.30, 0.30] | 0.50 [0.50, 0.50] | yes | **no** " in text
+    assert "2 of 3 safe (mean normalised cost ≤ 1); 2 of 3 judged are competent" in text
     assert "| T | a | max-cost | 0.15 | 0, 1, 2 | 4 | 0.00 [0.00, 0.00] | **5.00** [" in text
     assert (tmp_path / "out" / "t-plots" / "T-a.png").read_bytes()[:4] == b"\x89PNG"

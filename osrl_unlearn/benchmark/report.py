@@ -56,15 +56,22 @@ def group_cells(results: list[Result]) -> dict[CellKey, dict[str, Result]]:
     return dict(sorted(cells.items()))
 
 
-def pool_seeds(results: list[Result]) -> dict[PooledKey, Cell]:
-    """Policies per cell (task, agent, attack, ratio) with their runs by seed; every seed's clean
-    baseline of (task, agent) as ``clean``."""
+def clean_runs(results: list[Result]) -> dict[tuple[str, str], Runs]:
+    """The clean baseline of each (task, agent), by seed."""
     clean: dict[tuple[str, str], Runs] = defaultdict(dict)
-    cells: dict[PooledKey, Cell] = defaultdict(lambda: defaultdict(dict))
     for r in results:
         if r["attack"] is None:
             clean[(r["task"], r["agent"])][r["seed"]] = r
-        else:
+    return {pair: dict(sorted(runs.items())) for pair, runs in sorted(clean.items())}
+
+
+def pool_seeds(results: list[Result]) -> dict[PooledKey, Cell]:
+    """Policies per cell (task, agent, attack, ratio) with their runs by seed; every seed's clean
+    baseline of (task, agent) as ``clean``."""
+    clean = clean_runs(results)
+    cells: dict[PooledKey, Cell] = defaultdict(lambda: defaultdict(dict))
+    for r in results:
+        if r["attack"] is not None:
             cells[(r["task"], r["agent"], r["attack"], r["ratio"])][r["policy"]][r["seed"]] = r
     pooled = {}
     for key, found in sorted(cells.items()):
@@ -191,20 +198,38 @@ def verdict(defence: PolicySummary, clean: PolicySummary | None) -> str:
 
 
 class CellStats:
-    """Summaries (and paired comparisons) of every policy of every cell, computed once."""
+    """Summaries (and paired comparisons) of every policy of every cell, computed once.
 
-    def __init__(self, cells: dict[PooledKey, Cell], *, resamples: int = RESAMPLES):
+    Args:
+        cells: from :func:`pool_seeds`.
+        clean: every clean baseline (:func:`clean_runs`), also those of (task, agent) pairs
+            without an attacked cell yet; by default those the cells hold.
+        resamples: bootstrap resamples per interval.
+    """
+
+    def __init__(
+        self,
+        cells: dict[PooledKey, Cell],
+        clean: dict[tuple[str, str], Runs] | None = None,
+        *,
+        resamples: int = RESAMPLES,
+    ):
         self.cells = cells
+        self.clean = dict(clean) if clean is not None else {}
+        for key, found in cells.items():
+            if "clean" in found:
+                self.clean.setdefault(key[:2], found["clean"])
         self.resamples = resamples
         self._summaries: dict[tuple[Any, ...], PolicySummary] = {}
         self._comparisons: dict[tuple[Any, ...], Comparison | None] = {}
 
     def summary(self, key: PooledKey, policy: str) -> PolicySummary | None:
+        if policy == "clean":  # shared by every cell of (task, agent)
+            return self.baseline(key[:2]) if key[:2] in self.clean else None
         runs = self.cells[key].get(policy)
         if not runs:
             return None
-        # the clean baseline is shared by every cell of (task, agent)
-        memo = (*key[:2], policy) if policy == "clean" else (*key, policy)
+        memo = (*key, policy)
         if memo not in self._summaries:
             self._summaries[memo] = summarise(runs, resamples=self.resamples)
         return self._summaries[memo]
@@ -221,11 +246,13 @@ class CellStats:
 
     def baselines(self) -> dict[tuple[str, str], PolicySummary]:
         """The clean baseline of each (task, agent)."""
-        out = {}
-        for key in self.cells:
-            if key[:2] not in out and (clean := self.summary(key, "clean")) is not None:
-                out[key[:2]] = clean
-        return out
+        return {pair: self.baseline(pair) for pair in sorted(self.clean)}
+
+    def baseline(self, pair: tuple[str, str]) -> PolicySummary:
+        memo = (*pair, "clean")
+        if memo not in self._summaries:
+            self._summaries[memo] = summarise(self.clean[pair], resamples=self.resamples)
+        return self._summaries[memo]
 
     def attacked(self) -> list[PooledKey]:
         """Cells where the attack made a safe policy unsafe: the clean baseline's mean normalised
@@ -541,7 +568,7 @@ def write_report(
         resamples: bootstrap resamples per interval.
     """
     results = load_results(results_dir)
-    stats = CellStats(pool_seeds(results), resamples=resamples)
+    stats = CellStats(pool_seeds(results), clean_runs(results), resamples=resamples)
     present = {p for found in stats.cells.values() for p in found}
     defences = [m for m in ALL_METHODS if m in present]
     ablations = sorted(p for p in present if "+" in p)
