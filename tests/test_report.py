@@ -153,6 +153,15 @@ def test_defence_summary_counts_repairs_and_safety_by_doing_nothing():
     assert "| retrain | 0 / 1 | 0 / 1 | 0 / 1 | 3.00 | 0.50 | 0 / 0 / 1 | 0 / 1 / 0 |" in summary
 
 
+def test_without_attacked_cells_the_comparison_says_so():
+    stats = CellStats(pool_seeds([r for r in attacked_results() if r["ratio"] != 0.15]))
+    assert stats.attacked() == []
+    summary = defence_summary(stats, ["safe-rule"], "safe-rule")
+    assert summary.endswith("\n\nNo defence was measured on a cell the attack made unsafe: "
+                            "nothing to compare.")  # fmt: skip
+    assert attacked_cell_table(stats, ["safe-rule"], "safe-rule").startswith("No defence")
+
+
 def test_defences_are_compared_on_the_same_episodes():
     stats = CellStats(pool_seeds(attacked_results()))
     key = ("T", "a", "max-cost", 0.15)

@@ -34,6 +34,7 @@ Cell = dict[str, Runs]
 DEFAULT_REFERENCE = "safe-rule"
 """The policy every defence is compared with, episode by episode."""
 SAFE_BY_DOING_NOTHING = "safe by doing nothing"
+NOTHING_TO_COMPARE = "No defence was measured on a cell the attack made unsafe: nothing to compare."
 
 
 def load_results(results_dir: str | Path) -> list[Result]:
@@ -374,6 +375,8 @@ def defence_summary(
     when ``statement``)."""
     attacked = stats.attacked()
     lines = [attacked_statement(stats), ""] if statement else []
+    if not any(stats.summary(k, d) for k in attacked for d in defences):
+        return "\n".join([*lines, NOTHING_TO_COMPARE])
     lines += [
         f"| defence | made safe | repaired | {SAFE_BY_DOING_NOTHING} | norm. cost (mean over "
         f"cells) | norm. reward (mean over cells) | cost vs {reference}: lower / no diff. / "
@@ -402,6 +405,8 @@ def defence_summary(
 def attacked_cell_table(stats: CellStats, policies: list[str], reference: str) -> str:
     """Each cell the attack made unsafe, each policy: its scores with intervals, its verdict, and
     its paired difference from ``reference`` on the same episodes."""
+    if not stats.attacked():
+        return NOTHING_TO_COMPARE
     lines = [
         "| task | agent | attack | ratio | seeds | policy | norm. cost | norm. reward | verdict | "
         f"Δ cost vs {reference} | Δ reward vs {reference} |",
