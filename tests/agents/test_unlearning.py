@@ -225,7 +225,7 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["task"] = "OfflinePointCircle1Gymnasium-v0"  # 28 observations instead of 8
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(CheckpointError, match="does not fit a cpq agent for OfflinePointCircle1"):
+    with pytest.raises(CheckpointError, match="does not fit its config.yaml: observation/action widths differ.*OfflinePointCircle1"):
         load_agent(run)
 
 
