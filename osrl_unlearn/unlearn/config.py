@@ -78,8 +78,10 @@ class SafeRuleConfig:
     """Share of the steps, at the end, spent on keep data only (TrajDeleter's convergence
     phase); 0 for Safe-RULE."""
     training_lr: Optional[float] = None
-    """Learning rate of every optimizer for 'finetune' / 'retrain' (OSRL's trainer); None keeps
-    OSRL's defaults. Use the rate the agent was trained with."""
+    """Learning rate of every optimizer for 'finetune' / 'retrain'; None keeps OSRL's defaults.
+    Use the rate the agent was trained with."""
+    trainer: str = "fast"
+    """Training step of 'finetune' / 'retrain': 'fast' (ours, equal to OSRL's) or 'osrl'."""
 
     def __post_init__(self) -> None:
         from osrl_unlearn.errors import ConfigError
@@ -105,6 +107,8 @@ class SafeRuleConfig:
             raise ConfigError(
                 f"convergence_fraction must lie in [0, 1), got {self.convergence_fraction}"
             )
+        if self.trainer not in ("fast", "osrl"):
+            raise ConfigError(f"trainer must be 'fast' or 'osrl', got {self.trainer!r}")
         if self.actor_forget_variant not in ("published", "safe"):
             raise ConfigError(
                 f"actor_forget_variant must be 'published' or 'safe', got {self.actor_forget_variant!r}"

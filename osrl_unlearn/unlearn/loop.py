@@ -162,7 +162,7 @@ class UnlearningMixin:
 
             return train_on_keep(
                 self, keep_loader, steps, method=method, learning_rate=config.training_lr,
-                logger=logger, callback=callback, show_progress=show_progress,
+                trainer=config.trainer, logger=logger, callback=callback, show_progress=show_progress,
             )  # fmt: skip
         if forget_loader is None:
             raise UnlearningError(f"method {method!r} needs a forget loader (the poisoned data).")

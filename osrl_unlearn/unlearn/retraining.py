@@ -2,7 +2,8 @@
 
 ``finetune`` continues training the loaded agent; ``retrain`` trains a fresh agent of the same
 architecture (the clean reference a repair is measured against) and loads its weights into the
-agent. Both use OSRL's trainer, so they cost exactly what OSRL's training costs per step.
+agent. Both run the agent's training step (ours by default, OSRL's own with ``trainer="osrl"``),
+so they cost exactly what training costs per step.
 """
 
 from __future__ import annotations
@@ -61,26 +62,27 @@ def train_on_keep(
     *,
     method: str,
     learning_rate: float | None = None,
+    trainer: str = "fast",
     logger: Logger | None = None,
     callback: Callable[[int, dict[str, float]], bool | None] | None = None,
     show_progress: bool = True,
 ) -> UnlearningHistory:
-    """Runs ``steps`` OSRL training steps on keep batches (``method`` is finetune or retrain)."""
-    from osrl_unlearn.training import osrl_trainer
+    """Runs ``steps`` training steps on keep batches (``method`` is finetune or retrain) with the
+    ``trainer`` step (``fast`` or ``osrl``)."""
+    from osrl_unlearn.training import make_trainer
 
     history = UnlearningHistory(method=method)
     batches = draw_batches(keep_loader, steps, "keep")
     started = time.perf_counter()
     model = fresh_agent(agent) if method == "retrain" else agent
     recorder = _StepRecorder(logger)
-    trainer = osrl_trainer(agent.osrl_key, model, recorder, learning_rate)
-    whole_tuple = agent.osrl_key == "coptidice"  # COptiDICE's trainer takes the whole batch
+    training_step = make_trainer(trainer, agent.osrl_key, model, recorder, learning_rate)
     model.train()
     bar = tqdm(total=steps, desc=method, disable=not show_progress, dynamic_ncols=True)
     try:
         for step, batch in enumerate(batches):
             agent._check_batch(batch, "keep")
-            trainer.train_one_step(batch) if whole_tuple else trainer.train_one_step(*batch)
+            training_step.train_one_step(*batch)
             metrics = recorder.take()
             agent._check_metrics(metrics, step)
             history.metrics.append(metrics)

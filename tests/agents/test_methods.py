@@ -9,7 +9,7 @@ import torch
 from osrl_unlearn import SafeRuleConfig
 from osrl_unlearn.agents.checkpoint import build_agent
 from osrl_unlearn.errors import ConfigError
-from osrl_unlearn.training import osrl_trainer
+from osrl_unlearn.training import make_trainer
 from osrl_unlearn.unlearn import UnlearningError
 from osrl_unlearn.unlearn.methods import METHODS, ablation_config, method_config
 from tests.agents.conftest import TINY_CONFIG, make_agent, samplers
@@ -77,21 +77,21 @@ def test_trajdeleter_freezes_critics_while_forgetting_then_converges_on_keep(nam
     )
 
 
-def test_finetune_is_osrl_training_on_keep_data(agent_name, split_data):
+@pytest.mark.parametrize("trainer", ["fast", "osrl"])
+def test_finetune_is_training_on_keep_data(agent_name, split_data, trainer):
     agent = make_agent(agent_name)
     reference = copy.deepcopy(agent)
     keep, _ = samplers(agent_name, split_data)
     torch.manual_seed(3)
-    agent.unlearn(keep, None, method="finetune", steps=4, show_progress=False)
+    config = SafeRuleConfig(trainer=trainer)
+    agent.unlearn(keep, None, method="finetune", config=config, steps=4, show_progress=False)
 
     keep_again, _ = samplers(agent_name, split_data)
     torch.manual_seed(3)
-    trainer = osrl_trainer(agent_name, reference)
+    step = make_trainer(trainer, agent_name, reference)
     reference.train()
     for batch in keep_again.batches(4):
-        trainer.train_one_step(batch) if agent_name == "coptidice" else trainer.train_one_step(
-            *batch
-        )
+        step.train_one_step(*batch)
     assert same(parameters(agent), parameters(reference))
 
 
@@ -105,12 +105,10 @@ def test_retrain_equals_a_fresh_agent_trained_on_keep_data(agent_name, split_dat
     keep_again, _ = samplers(agent_name, split_data)
     torch.manual_seed(5)
     fresh = build_agent(agent_name, TINY_CONFIG)
-    trainer = osrl_trainer(agent_name, fresh)
+    step = make_trainer("fast", agent_name, fresh)
     fresh.train()
     for batch in keep_again.batches(4):
-        trainer.train_one_step(batch) if agent_name == "coptidice" else trainer.train_one_step(
-            *batch
-        )
+        step.train_one_step(*batch)
     assert same(parameters(agent), parameters(fresh))
 
 
