@@ -23,7 +23,7 @@ import torch
 
 from osrl_unlearn import SafeRuleConfig, load_agent, save_run
 from osrl_unlearn.agents.checkpoint import read_config
-from osrl_unlearn.data import BatchSampler, OfflineDataset, layout_for, read_hdf5
+from osrl_unlearn.data import OfflineDataset, read_hdf5, unlearning_samplers
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.training import TrainSettings, train_agent
 from osrl_unlearn.unlearn.metadata import unlearning_metadata
@@ -58,7 +58,7 @@ class ExampleConfig:
 
 
 def train_osrl_run(cfg: ExampleConfig, data: OfflineDataset, run_parent: Path) -> Path:
-    """Step 1, the way OSRL's training scripts do it (OSRL trainer, fsrl logger)."""
+    """Step 1, the way OSRL's training scripts do it (OSRL's config and fsrl logger)."""
     settings = TrainSettings(
         agent=cfg.agent, steps=cfg.train_steps, batch_size=cfg.batch_size, hidden=cfg.hidden,
         seed=cfg.seed,
@@ -89,20 +89,15 @@ def main(cfg: ExampleConfig) -> Path:
         before = evaluate(agent, data.task, cfg.eval_episodes, seed=cfg.seed + 10_000)
         print(f"before unlearning: {before.format()}")
     data.poison_mask = forget_mask(data, cfg.forget_episodes)
-    keep, forget = data.split()
-    layout = layout_for(cfg.agent)
+    keep, forget = unlearning_samplers(data, agent, cfg.batch_size, cfg.seed)
     torch.manual_seed(cfg.seed)
     unlearn_config = SafeRuleConfig(steps=cfg.unlearn_steps)
-    history = agent.unlearn(
-        BatchSampler(keep, cfg.batch_size, layout=layout, seed=cfg.seed),
-        BatchSampler(forget, cfg.batch_size, layout=layout, seed=cfg.seed + 1),
-        config=unlearn_config,
-    )
+    history = agent.unlearn(keep, forget, config=unlearn_config)
     out = save_run(
         agent,
         work / "repaired",
         {**read_config(run_dir), "agent": cfg.agent},
-        unlearning_metadata("safe-rule", unlearn_config, history, forget, str(run_dir)),
+        unlearning_metadata("safe-rule", unlearn_config, history, data.split()[1], str(run_dir)),
     )
     last = history.last()
     print(

@@ -189,7 +189,7 @@ def run_demo(cfg: DemoConfig) -> int:
 
     settings = profile_settings(profile["train_profile"], agent=profile["agent"],
                                 steps=profile["train_steps"], seed=cfg.seed)  # fmt: skip
-    print(f"[3/{steps_total}] {settings.agent} trained by OSRL's trainer ({settings.steps} steps) "
+    print(f"[3/{steps_total}] {settings.agent} trained ({settings.steps} steps of OSRL's training step) "
           "on the clean and on the poisoned file")  # fmt: skip
     jobs = [TrainJob(str(path), settings, cfg.cache) for path in (clean.path, poisoned_path)]
     trained = run_jobs(train_job, jobs, workers=profile["workers"], total=2 * settings.steps,

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from osrl_unlearn.agents.checkpoint import detect_agent, load_agent, read_config, save_run
-from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
+from osrl_unlearn.data import read_hdf5, unlearning_samplers
 from osrl_unlearn.unlearn.config import SafeRuleConfig
 from osrl_unlearn.unlearn.loop import UnlearningError, UnlearningHistory
 from osrl_unlearn.unlearn.metadata import unlearning_metadata
@@ -72,21 +72,20 @@ def repair_run(
     name = detect_agent(run_config)
     agent = load_agent(run_dir, name)
     data = read_hdf5(dataset, run_config["task"])
-    keep, forget = data.split()
     config = method_config(method, config)
     batch_size = batch_size or int(run_config.get("batch_size", 512))
-    layout = layout_for(name)
+    keep, forget = unlearning_samplers(data, agent, batch_size, seed)
     torch.manual_seed(seed)
     history = agent.unlearn(
-        BatchSampler(keep, batch_size, layout=layout, seed=seed),
-        BatchSampler(forget, batch_size, layout=layout, seed=seed + 1),
+        keep,
+        forget,
         method=method,
         config=config,
         steps=steps,
         callback=callback,
         show_progress=show_progress,
     )
-    metadata = unlearning_metadata(method, config, history, forget, str(run_dir))
+    metadata = unlearning_metadata(method, config, history, data.split()[1], str(run_dir))
     metadata["dataset"] = str(dataset)
     written = save_run(
         agent,

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Optional
 
 import torch
 from tqdm.auto import tqdm
 
 from osrl_unlearn.agents.checkpoint import build_agent
+from osrl_unlearn.agents.osrl_configs import osrl_train_config, trainer_learning_rates
 from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for
+from osrl_unlearn.fast import learning_rates
 from osrl_unlearn.stack import import_fsrl, import_osrl_algorithms
 from osrl_unlearn.tasks import get_task
 
@@ -34,15 +36,18 @@ class TrainSettings:
     hidden: list[int] = field(default_factory=lambda: [128, 128])
     cost_limit: float = 10.0
     seed: int = 0
-    learning_rate: float = 1e-3
+    learning_rate: Optional[float] = None
+    """Every network's learning rate; None keeps OSRL's per-agent rates (its training config)."""
     vae_hidden: int = 0
     """VAE hidden size of BCQ-Lag / BEAR-Lag / CPQ; 0 means max(hidden)."""
     trainer: str = "fast"
     """Training step: ``fast`` (ours, equal to OSRL's) or ``osrl`` (OSRL's own trainer)."""
+    osrl: Dict[str, Any] = field(default_factory=dict)
+    """OSRL training-config keys set over OSRL's defaults (e.g. ``{"PID": [0.5, 0.01, 0.01]}``)."""
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "osrl": {"hidden": [256, 256], "vae_hidden": 750, "batch_size": 512, "steps": 100_000},
+    "osrl": {"hidden": [256, 256], "vae_hidden": 400, "batch_size": 512, "steps": 100_000},
     "cpu": {"hidden": [128, 128], "batch_size": 512, "steps": 20_000},
     "small": {"hidden": [32, 32], "batch_size": 64, "steps": 20_000},
     "quick": {"hidden": [32, 32], "batch_size": 128, "steps": 300},
@@ -64,41 +69,34 @@ def profile_settings(profile: str, **overrides: Any) -> TrainSettings:
 
 
 def training_config(data: OfflineDataset, settings: TrainSettings) -> dict[str, Any]:
-    """The OSRL config keys an agent is built from (and that OSRL's eval scripts read back)."""
+    """The agent's complete OSRL training config: OSRL's own ``<Algo>TrainConfig`` defaults with
+    the task, seed and the profile's sizes on top (what OSRL's scripts build and evaluate from)."""
     task = get_task(data.task)
-    return {
-        "task": task.name,
-        "prefix": OSRL_PREFIX[settings.agent],
-        "agent": settings.agent,
-        "seed": settings.seed,
-        "a_hidden_sizes": settings.hidden,
-        "c_hidden_sizes": settings.hidden,
-        "vae_hidden_sizes": settings.vae_hidden or max(settings.hidden),
-        "sample_action_num": 10,
-        "cost_limit": settings.cost_limit,
-        "episode_len": task.episode_len,
-        "gamma": 0.99,
-        "batch_size": settings.batch_size,
-        "update_steps": settings.steps,
-        "actor_lr": settings.learning_rate,
-        "critic_lr": settings.learning_rate,
-    }
+    config = osrl_train_config(settings.agent)
+    config.update(
+        task=task.name, agent=settings.agent, seed=settings.seed, episode_len=task.episode_len,
+        a_hidden_sizes=list(settings.hidden), c_hidden_sizes=list(settings.hidden),
+        batch_size=settings.batch_size, update_steps=settings.steps,
+        cost_limit=settings.cost_limit, trainer=settings.trainer,
+    )  # fmt: skip
+    if "vae_hidden_sizes" in config:
+        config["vae_hidden_sizes"] = settings.vae_hidden or max(settings.hidden)
+    if settings.learning_rate is not None:
+        config.update(learning_rates(settings.agent, settings.learning_rate))
+    config.update(settings.osrl)
+    return config
 
 
-def osrl_trainer(agent: str, model, logger=None, learning_rate: float | None = None):
-    """OSRL's own trainer for ``model`` (it builds the optimizers, as OSRL's scripts do); every
-    learning rate set to ``learning_rate`` when given, else OSRL's defaults."""
-    from osrl_unlearn.fast import learning_rates
-
-    algorithms = import_osrl_algorithms()
-    trainer_class = {
-        "bcql": algorithms.BCQLTrainer,
-        "bearl": algorithms.BEARLTrainer,
-        "cpq": algorithms.CPQTrainer,
-        "coptidice": algorithms.COptiDICETrainer,
-    }[agent]
+def osrl_trainer(
+    agent: str, model, logger=None, learning_rate: float | None = None, **rates: float
+):
+    """OSRL's own trainer for ``model`` (it builds the optimizers, as OSRL's scripts do), with
+    the trainer arguments ``rates``; every network's learning rate ``learning_rate`` when given.
+    Rates not given keep OSRL's trainer defaults."""
+    trainer_class = getattr(import_osrl_algorithms(), f"{OSRL_PREFIX[agent]}Trainer")
     kwargs = {} if logger is None else {"logger": logger}
-    return trainer_class(model, env=None, **kwargs, **learning_rates(agent, learning_rate))
+    rates = {**rates, **learning_rates(agent, learning_rate)}
+    return trainer_class(model, env=None, **kwargs, **rates)
 
 
 class _OSRLSteps:
@@ -116,15 +114,20 @@ class _OSRLSteps:
 
 
 def make_trainer(trainer: str, agent: str, model, logger=None, learning_rate: float | None = None):
-    """The training step ``trainer`` (``fast`` or ``osrl``) for ``model``, with every network's
-    learning rate ``learning_rate`` (OSRL's defaults when None); ``train_one_step(*batch)``."""
-    from osrl_unlearn.errors import ConfigError
-    from osrl_unlearn.fast import TRAINERS, FastTrainer, learning_rates
+    """The training step ``trainer`` (``fast`` or ``osrl``) for ``model``: ``train_one_step(*batch)``.
 
+    Learning rates: ``learning_rate`` for every network when given; else those of the model's
+    OSRL training config (``model.osrl_config``, set when it was built), else OSRL's defaults.
+    """
+    from osrl_unlearn.errors import ConfigError
+    from osrl_unlearn.fast import TRAINERS, FastTrainer
+
+    rates = trainer_learning_rates(agent, getattr(model, "osrl_config", {}))
+    rates.update(learning_rates(agent, learning_rate))
     if trainer == "fast":
-        return FastTrainer(agent, model, logger, **learning_rates(agent, learning_rate))
+        return FastTrainer(agent, model, logger, **rates)
     if trainer == "osrl":
-        return _OSRLSteps(agent, osrl_trainer(agent, model, logger, learning_rate))
+        return _OSRLSteps(agent, osrl_trainer(agent, model, logger, **rates))
     raise ConfigError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
 
 
@@ -159,12 +162,11 @@ def train_agent(
         logger.setup_checkpoint_fn(lambda: {"model_state": model.state_dict()})
     # fsrl's BaseLogger keeps no per-step values outside wandb/tensorboard: skip the host syncs
     step_logger = None if isinstance(logger, (DummyLogger, BaseLogger)) else logger
-    trainer = make_trainer(
-        settings.trainer, settings.agent, model, step_logger, settings.learning_rate
-    )
+    trainer = make_trainer(settings.trainer, settings.agent, model, step_logger)
     sampler = BatchSampler(
-        data, settings.batch_size, layout=layout_for(settings.agent), seed=settings.seed
-    )
+        data, settings.batch_size, layout=layout_for(settings.agent), seed=settings.seed,
+        reward_scale=config["reward_scale"], cost_scale=config["cost_scale"],
+    )  # fmt: skip
     model.train()
     for step, batch in enumerate(
         tqdm(

@@ -48,7 +48,8 @@ def agent_class(name: str) -> type:
 
 
 def build_agent(name: str, config: dict[str, Any], device: str = "cpu") -> torch.nn.Module:
-    """A fresh agent of type ``name`` built from an OSRL training config, as OSRL's eval does."""
+    """A fresh agent of type ``name`` built from an OSRL training config, as OSRL's eval does;
+    the config is kept as ``model.osrl_config``."""
     name = name.lower()
     cls = agent_class(name)
     task = get_task(config["task"])
@@ -57,13 +58,17 @@ def build_agent(name: str, config: dict[str, Any], device: str = "cpu") -> torch
         # OSRL's eval passes these placeholders; the dataset statistics are not saved.
         kwargs.update(init_state_propotion=1.0, observations_std=np.zeros(1, np.float32),
                       actions_std=np.zeros(1, np.float32), f_type=config.get("f_type", "softchi"))  # fmt: skip
-    return cls(
+    model = cls(
         state_dim=task.obs_dim,
         action_dim=task.act_dim,
         max_action=task.max_action,
         device=device,
         **kwargs,
     ).to(device)
+    # the whole training config travels with the agent: its reward/cost scales and learning rates
+    # are what fine-tuning, retraining and unlearning batches must use
+    model.osrl_config = dict(config)
+    return model
 
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:

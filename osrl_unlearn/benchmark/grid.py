@@ -168,7 +168,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
     import torch
 
     from osrl_unlearn.agents.checkpoint import load_agent
-    from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
+    from osrl_unlearn.data import read_hdf5, unlearning_samplers
     from osrl_unlearn.evaluation import evaluate
     from osrl_unlearn.training import cached_run, training_seconds
     from osrl_unlearn.unlearn import SafeRuleConfig
@@ -201,13 +201,11 @@ def run_job(job: Job, progress=lambda n: None) -> int:
         method, _, ablation = policy.partition("+")
         config = ablation_config(ablation) if ablation else method_config(method)
         config = replace(config, training_lr=settings.learning_rate)
-        keep, forget = data.split()
-        layout = layout_for(job.agent)
         agent = load_agent(base_run)
+        keep, forget = unlearning_samplers(data, agent, settings.batch_size, job.seed)
         torch.manual_seed(job.seed)
         history = agent.unlearn(
-            BatchSampler(keep, settings.batch_size, layout=layout, seed=job.seed),
-            BatchSampler(forget, settings.batch_size, layout=layout, seed=job.seed + 1),
+            keep, forget,
             method=method, config=config, show_progress=False,
             steps=settings.steps if method == "retrain" else job.unlearn_steps,
         )  # fmt: skip

@@ -8,6 +8,8 @@ from osrl_unlearn.data.sampler import (
     dataset_stats,
     is_init_flags,
     layout_for,
+    training_scales,
+    unlearning_samplers,
 )
 
 __all__ = [
@@ -22,5 +24,7 @@ __all__ = [
     "layout_for",
     "load_dataset",
     "read_hdf5",
+    "training_scales",
+    "unlearning_samplers",
     "write_hdf5",
 ]

@@ -98,6 +98,7 @@ class BatchSampler:
             raise ValueError(f"unknown layout {layout!r}; expected 'transition' or 'coptidice'")
         self.dataset_size = len(dataset)
         self.batch_size = batch_size
+        self.reward_scale, self.cost_scale = float(reward_scale), float(cost_scale)
         self.layout = layout
         self.device = torch.device(device)
         done = dataset.done.astype(np.float32)
@@ -140,3 +141,30 @@ class BatchSampler:
             raise ValueError(f"count must be non-negative, got {count}")
         for _ in range(count):
             yield self.sample()
+
+
+def training_scales(agent) -> tuple[float, float]:
+    """(reward_scale, cost_scale) the agent was trained with (its OSRL config; 1 and 1 when it
+    carries none, as for an agent built outside this package)."""
+    config = getattr(agent, "osrl_config", None) or {}
+    return float(config.get("reward_scale", 1.0)), float(config.get("cost_scale", 1.0))
+
+
+def unlearning_samplers(
+    data: OfflineDataset,
+    agent,
+    batch_size: int,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[BatchSampler, BatchSampler]:
+    """Keep and forget samplers for repairing ``agent`` on the poisoned ``data``: split by its
+    ``poison_mask``, in the agent's batch layout, at the reward and cost scales it was trained
+    with; the forget sampler is seeded ``seed + 1``."""
+    keep, forget = data.split()
+    reward_scale, cost_scale = training_scales(agent)
+    common = dict(layout=layout_for(agent.osrl_key), reward_scale=reward_scale,
+                  cost_scale=cost_scale, device=device)  # fmt: skip
+    return (
+        BatchSampler(keep, batch_size, seed=seed, **common),
+        BatchSampler(forget, batch_size, seed=seed + 1, **common),
+    )

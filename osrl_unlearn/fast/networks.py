@@ -170,6 +170,10 @@ class StackedMLP:
         self.flat = FlatParameters(stacked, trainable)
         self.weights = self.flat.views[0::2]
         self.biases = self.flat.views[1::2]
+        # the weights as the actor step reads them: no gradient to them, transposed once (views
+        # of the same storage, so they always hold the current values)
+        self._frozen = [(b.detach(), w.detach().transpose(1, 2))
+                        for w, b in zip(self.weights, self.biases, strict=True)]  # fmt: skip
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             for e, layers in enumerate(per_head):
                 flag = layers[i].weight.requires_grad
@@ -182,16 +186,19 @@ class StackedMLP:
         """The ``heads`` (all by default) on ``x``: (N, in) shared by those heads, or (E, N, in)
         one input per head. Returns (E, N). ``detached`` uses the weights without gradient to
         them (the actor step: gradients reach the actions, not the critics)."""
-        weights, biases = self.weights, self.biases
+        if detached:
+            layers = self._frozen
+        else:
+            layers = [
+                (b, w.transpose(1, 2)) for w, b in zip(self.weights, self.biases, strict=True)
+            ]
         if heads is not None:
-            weights, biases = [w[heads] for w in weights], [b[heads] for b in biases]
+            layers = [(b[heads], w[heads]) for b, w in layers]
         if x.dim() == 2:
-            x = x.unsqueeze(0).expand(len(weights[0]), -1, -1)
-        last = len(weights) - 1
-        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
-            if detached:
-                w, b = w.detach(), b.detach()
-            x = torch.baddbmm(b, x, w.transpose(1, 2))
+            x = x.unsqueeze(0).expand(len(layers[0][0]), -1, -1)
+        last = len(layers) - 1
+        for i, (b, w) in enumerate(layers):
+            x = torch.baddbmm(b, x, w)
             if i < last:
                 x = F.relu(x)
         return x.squeeze(-1)

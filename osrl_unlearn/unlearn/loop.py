@@ -102,6 +102,26 @@ def draw_batches(loader: Any, count: int, name: str) -> Iterator[Batch]:
         raise UnlearningError(f"the {name} loader ran out after {drawn} of {count} batches.")
 
 
+def check_scales(agent: Any, loader: Any, name: str) -> None:
+    """Refuses a :class:`BatchSampler` whose reward or cost scale differs from the agent's
+    training scales: its Bellman targets would sit on another scale than the critics'.
+
+    Raises:
+        UnlearningError: the scales differ.
+    """
+    from osrl_unlearn.data.sampler import training_scales
+
+    if not hasattr(loader, "reward_scale"):
+        return
+    expected = training_scales(agent)
+    if (loader.reward_scale, loader.cost_scale) != expected:
+        raise UnlearningError(
+            f"the {name} sampler scales rewards by {loader.reward_scale:g} and costs by "
+            f"{loader.cost_scale:g}, but the agent was trained with {expected[0]:g} and "
+            f"{expected[1]:g}; build the samplers with osrl_unlearn.data.unlearning_samplers."
+        )
+
+
 def reinitialise(network: torch.nn.Module) -> None:
     """Fresh weights for every layer of ``network``, drawn from torch's global generator as at
     construction."""
@@ -154,6 +174,8 @@ class UnlearningMixin:
             step count.
         """
         config = method_config(method, config)
+        for loader, name in ((keep_loader, "keep"), (forget_loader, "forget")):
+            check_scales(self, loader, name)
         steps = config.steps if steps is None else steps
         if steps <= 0:
             raise UnlearningError(f"steps must be positive, got {steps}")

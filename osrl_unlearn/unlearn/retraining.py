@@ -40,7 +40,7 @@ def fresh_agent(agent: torch.nn.Module) -> torch.nn.Module:
     statistics (COptiDICE's) the loaded one holds."""
     args, kwargs = agent._init_arguments
     fresh = type(agent)(*args, **kwargs)
-    for name in ("init_state_propotion", "observations_std", "actions_std"):
+    for name in ("init_state_propotion", "observations_std", "actions_std", "osrl_config"):
         if hasattr(agent, name):
             setattr(fresh, name, getattr(agent, name))
     return fresh.to(next(agent.parameters()).device)

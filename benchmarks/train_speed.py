@@ -1,0 +1,139 @@
+"""Our training step against OSRL's ``train_one_step``, per agent, size and thread count, in one run.
+
+    python benchmarks/train_speed.py                      # small profile and OSRL's defaults, 1 and 2 threads
+    python benchmarks/train_speed.py --profiles "[small]" --threads "[1]"
+
+Both steps get the same pre-drawn batches, so the ratio compares the update work alone; one
+sampler draw and one Safe-RULE unlearning step (two batches drawn, critic and actor updates) are
+timed beside them. Each figure is the median over ``rounds`` rounds of ``steps`` steps, the
+rounds of the different steps interleaved so that a busy machine slows all of them alike.
+Targets: ours >= 3x OSRL at ``small``, >= 1.2x at ``osrl``; unlearning <= 1.0x our training step;
+sampling <= 0.5 ms.
+"""
+
+import copy
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import List
+
+import pyrallis
+import torch
+
+from osrl_unlearn.agents.checkpoint import build_agent
+from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for
+from osrl_unlearn.training import PROFILES, make_trainer
+from osrl_unlearn.unlearn import SafeRuleConfig
+
+
+@dataclass
+class TrainSpeedConfig:
+    """Settings of the training-speed benchmark."""
+
+    agents: List[str] = field(default_factory=lambda: ["bcql", "bearl", "cpq", "coptidice"])
+    """Agents to time."""
+    profiles: List[str] = field(default_factory=lambda: ["small", "osrl"])
+    """Training profiles (network and batch sizes) from osrl_unlearn.training.PROFILES."""
+    threads: List[int] = field(default_factory=lambda: [1, 2])
+    """torch thread counts."""
+    rounds: int = 5
+    """Timed rounds per step kind (the median is reported)."""
+    small_steps: int = 40
+    """Steps per round at profiles with batch < 256."""
+    large_steps: int = 4
+    """Steps per round at larger profiles."""
+    seed: int = 0
+    """Seed of data and networks."""
+
+
+def synthetic_data(seed: int, n: int = 20_000) -> OfflineDataset:
+    """CarCircle-shaped transitions (8 observation, 2 action features), a 15 % forget set."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, 8)).astype(np.float32)
+    timeouts = np.zeros(n, dtype=bool)
+    timeouts[299::300] = True
+    mask = np.zeros(n, dtype=bool)
+    mask[-3000:] = True
+    return OfflineDataset.from_arrays(
+        {"observations": obs, "next_observations": np.roll(obs, -1, 0),
+         "actions": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+         "rewards": rng.uniform(0, 1, n).astype(np.float32),
+         "costs": (rng.uniform(size=n) < 0.2).astype(np.float32),
+         "terminals": np.zeros(n, dtype=bool), "timeouts": timeouts, "poison_mask": mask}
+    )  # fmt: skip
+
+
+def build(name: str, profile: dict, data: OfflineDataset, seed: int):
+    torch.manual_seed(seed)
+    hidden = profile["hidden"]
+    config = {"task": "OfflineCarCircle-v0", "a_hidden_sizes": hidden, "c_hidden_sizes": hidden,
+              "vae_hidden_sizes": profile.get("vae_hidden", max(hidden)), "gamma": 0.99,
+              "cost_limit": 10, "episode_len": 300}  # fmt: skip
+    model = build_agent(name, config)
+    if name == "coptidice":
+        stats = dataset_stats(data)
+        model.init_state_propotion = stats.init_state_proportion
+        model.observations_std = torch.from_numpy(stats.observations_std)
+        model.actions_std = torch.from_numpy(stats.actions_std)
+    return model.train()
+
+
+def measure(name: str, profile_name: str, cfg: TrainSpeedConfig, data: OfflineDataset) -> dict:
+    profile = PROFILES[profile_name]
+    batch_size = profile["batch_size"]
+    steps = cfg.small_steps if batch_size < 256 else cfg.large_steps
+    layout = layout_for(name)
+    sampler = BatchSampler(data, batch_size, layout=layout, seed=cfg.seed)
+    batches = [sampler.sample() for _ in range(steps)]
+    base = build(name, profile, data, cfg.seed)
+    trainers = {kind: make_trainer(kind, name, copy.deepcopy(base), learning_rate=1e-3)
+                for kind in ("osrl", "fast")}  # fmt: skip
+    keep_data, forget_data = data.split()
+    keep = BatchSampler(keep_data, batch_size, layout=layout, seed=cfg.seed)
+    forget = BatchSampler(forget_data, batch_size, layout=layout, seed=cfg.seed + 1)
+    unlearner = copy.deepcopy(base)
+    unlearn_config = SafeRuleConfig(steps=steps)
+
+    def train(kind):
+        for batch in batches:
+            trainers[kind].train_one_step(*batch)
+
+    def unlearn():
+        unlearner.unlearn(keep, forget, config=unlearn_config, show_progress=False)
+
+    def sample():
+        for _ in range(steps):
+            sampler.sample()
+
+    timed = {"osrl": lambda: train("osrl"), "fast": lambda: train("fast"), "unlearn": unlearn,
+             "sample": sample}  # fmt: skip
+    for run in timed.values():  # warm-up
+        run()
+    times = {key: [] for key in timed}
+    for _ in range(cfg.rounds):
+        for key, run in timed.items():
+            started = time.perf_counter()
+            run()
+            times[key].append((time.perf_counter() - started) / steps * 1000)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def main(cfg: TrainSpeedConfig) -> None:
+    data = synthetic_data(cfg.seed)
+    print("ms per step (median of rounds); ratio = OSRL / ours; unlearn = Safe-RULE step / ours")
+    print("| profile | threads | agent | OSRL | ours | ratio | unlearn | unlearn/ours | sample |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for profile_name in cfg.profiles:
+        for threads in cfg.threads:
+            torch.set_num_threads(threads)
+            for name in cfg.agents:
+                t = measure(name, profile_name, cfg, data)
+                print(f"| {profile_name} | {threads} | {name} | {t['osrl']:.2f} | {t['fast']:.2f} | "
+                      f"{t['osrl'] / t['fast']:.2f}x | {t['unlearn']:.2f} | "
+                      f"{t['unlearn'] / t['fast']:.2f} | {t['sample']:.3f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(pyrallis.parse(config_class=TrainSpeedConfig))
