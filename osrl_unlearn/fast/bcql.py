@@ -53,7 +53,7 @@ class TwinCriticStep(ActorCriticStep):
         return torch.stack([torch.amin(part, 0) for part in q.split(self.split)]).view(2, 2, -1)
 
     @torch.no_grad()
-    def backups(self, next_obs, rewards, costs, done) -> torch.Tensor:
+    def bellman_backups(self, next_obs, rewards, costs, done) -> torch.Tensor:
         """(2, B) Bellman targets: reward and cost backups (OSRL draws the reward critic's
         target actions, then the cost critic's)."""
         model = self.model
@@ -87,7 +87,7 @@ class TwinCriticStep(ActorCriticStep):
     def __call__(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:
         """One OSRL ``train_one_step``; returns its logged values as 0-d tensors (no host sync)."""
         metrics = self.vae_update(obs, actions)
-        backups = self.backups(next_obs, rewards, costs, done)
+        backups = self.bellman_backups(next_obs, rewards, costs, done)
         reward_loss, cost_loss = self.fit_critics(obs, actions, backups)
         metrics.update({"loss/critic_loss": reward_loss, "loss/cost_critic_loss": cost_loss})
         metrics.update(self.actor_update(obs))
@@ -98,7 +98,7 @@ class TwinCriticStep(ActorCriticStep):
 class BCQLStep(TwinCriticStep):
     """BCQ-Lag: a perturbation actor on VAE-decoded actions (OSRL ``BCQL``)."""
 
-    def _perturb(self, layers, obs, base_actions) -> torch.Tensor:
+    def perturb(self, layers, obs, base_actions) -> torch.Tensor:
         model = self.model
         scale = model.phi * model.max_action
         a = scale * mlp(layers, torch.cat([obs, base_actions], 1), torch.tanh, torch.tanh)
@@ -109,13 +109,13 @@ class BCQLStep(TwinCriticStep):
         rows = len(next_obs) // draws
         z = torch.cat([latent_noise(rows, model.latent_dim) for _ in range(draws)])
         decoded = vae_decode(model.vae, next_obs, z)
-        return self._perturb(linear_layers(model.actor_old.pi), next_obs, decoded)
+        return self.perturb(linear_layers(model.actor_old.pi), next_obs, decoded)
 
     def actor_update(self, obs):
         model = self.model
         with torch.no_grad():
             decoded = vae_decode(model.vae, obs, latent_noise(len(obs), model.latent_dim))
-        actions = self._perturb(linear_layers(model.actor.pi), obs, decoded)
+        actions = self.perturb(linear_layers(model.actor.pi), obs, decoded)
         q, qc = self.policy_values(obs, actions)
         penalty, multiplier = self.lagrangian_penalty(qc)
         loss = -q.mean() + penalty

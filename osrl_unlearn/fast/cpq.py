@@ -34,6 +34,25 @@ class CPQStep(ActorCriticStep):
         return torch.tanh(mu + std * torch.randn(mu.shape)) * self.model.max_action
 
     @torch.no_grad()
+    def bellman_backups(self, next_obs, rewards, costs, done) -> torch.Tensor:
+        """(2, B) reward and cost backups alone (what unlearning regresses keep data on), with
+        OSRL's two next-action draws."""
+        model, r = self.model, self.reward_heads
+        mu, std, _ = squashed_gaussian(model.actor, next_obs, None)
+        reward_next = self._sampled_action(mu, std)
+        cost_next = self._sampled_action(mu, std)
+        q_targ = torch.amin(
+            self.targets(torch.cat([next_obs, reward_next], 1), heads=slice(0, r)), 0
+        )
+        cost_inputs = torch.cat(
+            [torch.cat([next_obs, reward_next], 1), torch.cat([next_obs, cost_next], 1)]
+        )
+        qc = torch.amin(self.targets(cost_inputs, heads=slice(r, None)), 0)
+        gate, qc_next = qc.chunk(2)
+        reward_backup = rewards + model.gamma * (1 - done) * (gate <= model.q_thres) * q_targ
+        return torch.stack([reward_backup, costs + model.gamma * qc_next])
+
+    @torch.no_grad()
     def backups(self, obs, next_obs, rewards, costs, done):
         """(2, B) Bellman targets (reward, cost) and qc_ood, CPQ's out-of-distribution
         cost value."""

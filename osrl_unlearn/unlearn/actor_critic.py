@@ -1,14 +1,11 @@
 """Safe-RULE for agents with reward and cost Q critics: BCQ-Lag, BEAR-Lag and CPQ.
 
-The critic and actor steps are written here once. An agent supplies its Bellman targets (with its own
-target networks and target-action rule), its critic heads, the values its actor maximises, its
-action rule and, where it has one, its behaviour regulariser.
+The critic and actor steps are written here once. An agent supplies its fast training step (its
+Bellman targets, critic heads and target updates, :mod:`osrl_unlearn.fast`), its action rule and,
+where it has one, its behaviour regulariser.
 """
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -22,50 +19,20 @@ from osrl_unlearn.losses import (
     reward_reference,
     trajdeleter_forget_loss,
     update_multiplier,
-    vae_loss,
 )
 from osrl_unlearn.unlearn.config import SafeRuleConfig
 from osrl_unlearn.unlearn.loop import Batch, UnlearningContext, UnlearningMixin
 
 
-@contextlib.contextmanager
-def frozen(*modules: nn.Module) -> Iterator[None]:
-    """Turns off ``requires_grad`` of every parameter of ``modules`` for the block (as OSRL's
-    actor losses do), restoring the previous flags afterwards."""
-    params = [p for m in modules for p in m.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(params, flags, strict=True):
-            p.requires_grad_(flag)
-
-
 class ActorCriticUnlearning(UnlearningMixin):
-    """Safe-RULE's critic and actor steps over the hooks below (see :mod:`.config` for the maths)."""
+    """Safe-RULE's critic and actor steps (see :mod:`.config` for the maths), computed with the
+    agent's fast training step (:mod:`osrl_unlearn.fast`): its batched critic heads, Bellman
+    targets, fused optimizers and soft target updates."""
 
     # Hooks: the agent's own pieces ------------------------------------------------------------
 
-    def _reward_backup(self, next_obs, rewards, done) -> torch.Tensor:
-        """y_r of the agent's own reward Bellman regression (called under ``no_grad``)."""
-        raise NotImplementedError
-
-    def _cost_backup(self, next_obs, costs, done) -> torch.Tensor:
-        """y_c of the agent's own cost Bellman regression (called under ``no_grad``)."""
-        raise NotImplementedError
-
-    def _reward_heads(self, obs, actions) -> list[torch.Tensor]:
-        """Every reward-critic head the agent trains, each (B,)."""
-        raise NotImplementedError
-
-    def _cost_heads(self, obs, actions) -> list[torch.Tensor]:
-        """Every cost-critic head the agent trains, each (B,)."""
-        raise NotImplementedError
-
-    def _policy_values(self, obs, actions) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Q_r, Q_c) as the agent's actor sees them (e.g. the minimum over twin heads)."""
+    def _fast_step(self, config: SafeRuleConfig):
+        """The agent's fast training step, its optimizers at the unlearning learning rates."""
         raise NotImplementedError
 
     def _policy_actions(self, obs, actor: nn.Module) -> torch.Tensor:
@@ -76,31 +43,38 @@ class ActorCriticUnlearning(UnlearningMixin):
         """The agent's behaviour regulariser on keep states (zero where it has none)."""
         return torch.zeros((), device=obs.device), {}
 
-    def _frozen_during_actor_step(self) -> tuple[nn.Module, ...]:
-        return (self.critic, self.cost_critic)
+    # What the fast step gives --------------------------------------------------------------------
+
+    def _heads(self, obs, actions) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reward heads, cost heads), each (heads, N): every critic head the agent trains."""
+        q = self._fast.critics(torch.cat([obs, actions], 1))
+        r = self._fast.reward_heads
+        return q[:r], q[r:]
+
+    def _reward_heads(self, obs, actions) -> torch.Tensor:
+        return self._heads(obs, actions)[0]
+
+    def _cost_heads(self, obs, actions) -> torch.Tensor:
+        return self._heads(obs, actions)[1]
+
+    def _policy_values(self, obs, actions) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Q_r, Q_c) as the agent's actor sees them (the minimum over each critic's heads),
+        with gradient to the actions only."""
+        q = self._fast.group_min(self._fast.critics(torch.cat([obs, actions], 1), detached=True))
+        return q[0], q[1]
 
     # The steps ---------------------------------------------------------------------------------
 
     def _unlearning_setup(self, config: SafeRuleConfig) -> float:
-        self.unlearn_actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.unlearn_critic_optim = torch.optim.Adam(
-            [*self.critic.parameters(), *self.cost_critic.parameters()], lr=config.critic_lr
-        )
-        if config.behaviour_unlearning and hasattr(self, "vae"):
-            self.unlearn_vae_optim = torch.optim.Adam(self.vae.parameters(), lr=config.critic_lr)
+        self._fast = self._fast_step(config)
         return float(self.qc_thres)
 
     def _behaviour_step(self, keep: Batch) -> dict[str, float]:
         """One step of the behaviour VAE on keep data (behaviour_unlearning)."""
-        recon, mean, std = self.vae(keep[0], keep[2])
-        loss = vae_loss(recon, keep[2], mean, std, self.beta)
-        self.unlearn_vae_optim.zero_grad()
-        loss.backward()
-        self.unlearn_vae_optim.step()
-        return {"unlearn/vae_loss": loss.item()}
+        return {"unlearn/vae_loss": self._fast.vae_update(keep[0], keep[2])["loss/loss_vae"].item()}
 
     def _sync_targets(self) -> None:
-        self.sync_weight()
+        self._fast.sync_targets()
 
     def _critic_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
@@ -113,76 +87,66 @@ class ActorCriticUnlearning(UnlearningMixin):
         if not ctx.converging:
             obs, actions = torch.cat([obs_k, forget[0]]), torch.cat([act_k, forget[2]])
         alpha_forget = 0.0 if ctx.converging else cfg.alpha_forget
-        with torch.no_grad():
-            y_r = self._reward_backup(next_k, rew_k, done_k)
-        heads = self._reward_heads(obs, actions)
-        keep_r = self.critic.loss(y_r, [h[:n] for h in heads])
+        y_r, y_c = self._fast.bellman_backups(next_k, rew_k, cost_k, done_k)
+        reward_heads, cost_heads = self._heads(obs, actions)
+        # the agent's own Bellman regression: OSRL's MSE summed over heads
+        keep_r = (reward_heads[:, :n] - y_r).pow(2).mean(1).sum()
         q_ref = reward_reference(y_r, cfg.q_ref_percentile)
         loss = cfg.alpha_keep * keep_r
-        metrics = {"unlearn/critic_keep_loss": keep_r.item(), "unlearn/q_ref": q_ref.item()}
-        if alpha_forget:
-            forget_r = sum(reward_forget_loss(h[n:], q_ref) for h in heads)
+        metrics = {"unlearn/critic_keep_loss": keep_r, "unlearn/q_ref": q_ref}
+        if alpha_forget:  # summed over heads, as the keep term
+            forget_r = len(reward_heads) * reward_forget_loss(reward_heads[:, n:], q_ref)
             loss = loss + alpha_forget * forget_r
-            metrics["unlearn/critic_forget_loss"] = forget_r.item()
-            metrics["unlearn/forget_q"] = torch.stack([h[n:] for h in heads]).mean().item()
+            metrics["unlearn/critic_forget_loss"] = forget_r
+            metrics["unlearn/forget_q"] = reward_heads[:, n:].mean()
         if cfg.use_cost:
-            with torch.no_grad():
-                y_c = self._cost_backup(next_k, cost_k, done_k)
-            cost_heads = self._cost_heads(obs, actions)
-            keep_c = self.cost_critic.loss(y_c, [h[:n] for h in cost_heads])
+            keep_c = (cost_heads[:, :n] - y_c).pow(2).mean(1).sum()
             loss = loss + cfg.alpha_keep * keep_c
-            metrics["unlearn/cost_critic_keep_loss"] = keep_c.item()
+            metrics["unlearn/cost_critic_keep_loss"] = keep_c
             if alpha_forget:
-                forget_c = sum(cost_forget_loss(h[n:], ctx.kappa, ctx.sigma) for h in cost_heads)
-                loss = loss + alpha_forget * forget_c
-                metrics["unlearn/cost_critic_forget_loss"] = forget_c.item()
-                metrics["unlearn/forget_qc_data"] = (
-                    torch.stack([h[n:] for h in cost_heads]).mean().item()
+                forget_c = len(cost_heads) * cost_forget_loss(
+                    cost_heads[:, n:], ctx.kappa, ctx.sigma
                 )
-        self.unlearn_critic_optim.zero_grad()
-        loss.backward()
-        self.unlearn_critic_optim.step()
-        return metrics
+                loss = loss + alpha_forget * forget_c
+                metrics["unlearn/cost_critic_forget_loss"] = forget_c
+                metrics["unlearn/forget_qc_data"] = cost_heads[:, n:].mean()
+        self._fast.optimise(self._fast.critic_optim, loss)
+        return _floats(metrics)
 
     def _actor_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
     ) -> tuple[dict[str, float], torch.Tensor]:
         cfg = ctx.config
         behaviour = {}
-        if cfg.behaviour_unlearning and hasattr(self, "vae"):
+        if cfg.behaviour_unlearning:
             behaviour = self._behaviour_step(keep)
         obs_k = keep[0]
         n = obs_k.shape[0]
         obs = torch.cat([obs_k, forget[0]])
-        with frozen(*self._frozen_during_actor_step()):
-            actions = self._policy_actions(obs, self.actor)
-            q, qc = self._policy_values(obs, actions)
-            if not cfg.use_cost:  # reward-only: maximise Q_r on keep states
-                keep_loss = -q[:n].mean()
-            elif cfg.keep_objective == "lagrangian":
-                keep_loss = lagrangian_keep_loss(q[:n], qc[:n], ctx.kappa, ctx.multiplier)
-                ctx.multiplier = update_multiplier(
-                    ctx.multiplier, qc[:n].mean().item(), ctx.kappa, cfg.multiplier_rate
-                )
-            else:
-                keep_loss = actor_keep_loss(q[:n], qc[:n], ctx.kappa)
-            forget_loss = self._actor_forget_term(obs[n:], q[n:], qc[n:], ctx)
-            regularizer, reg_metrics = self._actor_regularizer(obs_k)
-            loss = keep_loss + regularizer
-            if not ctx.converging:
-                loss = loss + ctx.beta * forget_loss
-            self.unlearn_actor_optim.zero_grad()
-            loss.backward()
-            self.unlearn_actor_optim.step()
+        actions = self._policy_actions(obs, self.actor)
+        q, qc = self._policy_values(obs, actions)
+        if not cfg.use_cost:  # reward-only: maximise Q_r on keep states
+            keep_loss = -q[:n].mean()
+        elif cfg.keep_objective == "lagrangian":
+            keep_loss = lagrangian_keep_loss(q[:n], qc[:n], ctx.kappa, ctx.multiplier)
+            ctx.multiplier = update_multiplier(
+                ctx.multiplier, qc[:n].mean().item(), ctx.kappa, cfg.multiplier_rate
+            )
+        else:
+            keep_loss = actor_keep_loss(q[:n], qc[:n], ctx.kappa)
+        forget_loss = self._actor_forget_term(obs[n:], q[n:], qc[n:], ctx)
+        regularizer, reg_metrics = self._actor_regularizer(obs_k)
+        loss = keep_loss + regularizer
+        if not ctx.converging:
+            loss = loss + ctx.beta * forget_loss
+        self._fast.optimise(self._fast.actor_optim, loss)
         metrics = {
-            "unlearn/actor_keep_loss": keep_loss.item(),
-            "unlearn/actor_forget_loss": forget_loss.item(),
-            "unlearn/forget_qc": qc[n:].mean().item(),
-            "unlearn/keep_qc": qc[:n].mean().item(),
+            **_floats({"unlearn/actor_keep_loss": keep_loss, "unlearn/actor_forget_loss": forget_loss,
+                       "unlearn/forget_qc": qc[n:].mean(), "unlearn/keep_qc": qc[:n].mean()}),
             "unlearn/multiplier": ctx.multiplier,
             **behaviour,
             **reg_metrics,
-        }
+        }  # fmt: skip
         return metrics, qc[n:].detach()
 
     def _actor_forget_term(
@@ -201,3 +165,9 @@ class ActorCriticUnlearning(UnlearningMixin):
         return trajdeleter_forget_loss(
             q - v, cost_advantage, cfg.trajdeleter_cost_weight, ctx.sigma
         )
+
+
+def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The 0-d tensors of ``metrics`` as floats, with one host transfer for all of them."""
+    values = torch.stack([v.detach().reshape(()) for v in metrics.values()]).tolist()
+    return dict(zip(metrics, values, strict=True))

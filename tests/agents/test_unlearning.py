@@ -178,8 +178,8 @@ def test_critics_forget_the_poison_and_keep_the_clean_data(name, split_data):
         )
     )
     with torch.no_grad():
-        qc_forget = torch.stack(agent._cost_heads(obs, actions)).mean().item()
-        q_forget = torch.stack(agent._reward_heads(obs, actions)).mean().item()
+        qc_forget = agent._cost_heads(obs, actions).mean().item()
+        q_forget = agent._reward_heads(obs, actions).mean().item()
     last = history.metrics[-20:]
     q_ref = float(np.mean([m["unlearn/q_ref"] for m in last]))
     assert qc_forget > history.kappa + history.sigma

@@ -1,0 +1,102 @@
+"""Are the clean agents safe *and* competent? Trains each agent on a task's clean data for several
+seeds and evaluates it at milestones, against the competence threshold (the median normalised
+reward of the data's safe episodes).
+
+    python benchmarks/clean_profiles.py --agents "[bcql]" --profile small --milestones "[10000,20000]"
+    python benchmarks/clean_profiles.py --osrl '{"bcql": {"PID": [0.05, 0.001, 0.001]}}'
+
+Rows go to ``--out`` (JSON lines) as they are measured; a summary per agent and milestone (mean
+over seeds) is printed at the end. ``docs/profiles.md`` records what was chosen and why.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import pyrallis
+import torch
+
+from osrl_unlearn.benchmark.competence import competence_threshold
+from osrl_unlearn.benchmark.grid import dataset_config
+from osrl_unlearn.data import read_hdf5
+from osrl_unlearn.evaluation import evaluate
+from osrl_unlearn.generate.make_dataset import make_dataset
+from osrl_unlearn.training import profile_settings, train_agent
+
+
+@dataclass
+class CleanProfilesConfig:
+    """Settings of the clean-agent profile measurement."""
+
+    task: str = "OfflineCarCircle-v0"
+    """Task; its clean data is the ``cpu`` grid profile's (made locally, cached)."""
+    agents: List[str] = field(default_factory=lambda: ["bcql", "bearl", "cpq", "coptidice"])
+    """Agents to train."""
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
+    """Training seeds."""
+    profile: str = "small"
+    """Training profile (sizes, batch, steps) from osrl_unlearn.training.PROFILES."""
+    steps: Optional[int] = None
+    """Training steps (default: the profile's)."""
+    milestones: List[int] = field(default_factory=lambda: [10_000, 20_000])
+    """Steps at which to evaluate."""
+    osrl: str = "{}"
+    """JSON: per agent, OSRL config keys over OSRL's defaults, e.g. '{"cpq": {"qc_scalar": 1}}'."""
+    eval_episodes: int = 50
+    """Evaluation episodes per milestone."""
+    cost_limit: float = 10.0
+    """Cost limit the agents are trained for and normalised by."""
+    label: str = ""
+    """A name for this setting in the output rows."""
+    out: str = "profiles.jsonl"
+    """Where rows are appended."""
+    threads: int = 1
+    """torch threads."""
+
+
+def main(cfg: CleanProfilesConfig) -> None:
+    torch.set_num_threads(cfg.threads)
+    data = read_hdf5(
+        make_dataset(replace(dataset_config("cpu", cfg.task), show_progress=False)).path
+    )
+    threshold = competence_threshold(data, cfg.cost_limit)
+    print(f"{cfg.task}: competence threshold (median normalised reward of safe episodes) "
+          f"{threshold:.3f}", flush=True)  # fmt: skip
+    overrides = json.loads(cfg.osrl)
+    rows = []
+    for agent in cfg.agents:
+        for seed in cfg.seeds:
+            settings = profile_settings(cfg.profile, agent=agent, steps=cfg.steps, seed=seed,
+                                        cost_limit=cfg.cost_limit)  # fmt: skip
+            settings = replace(settings, osrl=overrides.get(agent, {}))
+
+            def at_milestone(step, model, agent=agent, seed=seed, settings=settings):
+                if step not in cfg.milestones:
+                    return
+                result = evaluate(model, cfg.task, cfg.eval_episodes, seed=10_000 + seed,
+                                  cost_limit=cfg.cost_limit, show_progress=False)  # fmt: skip
+                row = {"label": cfg.label, "task": cfg.task, "step": step,
+                       "competence_threshold": threshold, **asdict(settings), **result.summary()}  # fmt: skip
+                rows.append(row)
+                print(f"{agent:9s} seed {seed} {step:6d} steps: {result.format()}", flush=True)
+                with Path(cfg.out).open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+
+            train_agent(data, settings, callback=at_milestone, show_progress=False)
+    print("\n| agent | steps | norm. reward (mean over seeds) | norm. cost | safe | competent |")
+    print("|---|---|---|---|---|---|")
+    for agent in cfg.agents:
+        for step in cfg.milestones:
+            chosen = [r for r in rows if r["agent"] == agent and r["step"] == step]
+            if not chosen:
+                continue
+            reward = np.mean([r["eval/normalized_reward"] for r in chosen])
+            cost = np.mean([r["eval/normalized_cost"] for r in chosen])
+            print(f"| {agent} | {step} | {reward:.3f} | {cost:.2f} | {'yes' if cost <= 1 else 'no'} "
+                  f"| {'yes' if reward >= threshold else 'no'} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(pyrallis.parse(config_class=CleanProfilesConfig))
