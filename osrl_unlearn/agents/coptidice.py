@@ -17,10 +17,11 @@ own e_nu(s, a) through its weight w(s, a); so the forget weight is the reward-si
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from osrl_unlearn.fast.coptidice import COptiDICEStep, normal_log_prob
+from osrl_unlearn.fast.networks import squashed_gaussian
 from osrl_unlearn.stack import import_osrl_algorithms
 from osrl_unlearn.unlearn.config import SafeRuleConfig
 from osrl_unlearn.unlearn.loop import Batch, UnlearningContext, UnlearningMixin
@@ -38,12 +39,8 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
     osrl_key = "coptidice"
 
     def _unlearning_setup(self, config: SafeRuleConfig) -> float:
-        self.unlearn_actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.unlearn_critic_optim = torch.optim.Adam(
-            [*self.nu_network.parameters(), *self.chi_network.parameters()], lr=config.critic_lr
-        )
-        self.unlearn_scalar_optim = torch.optim.Adam([self.lmbda, self.tau], lr=config.critic_lr)
-        self._lmbda = F.softplus(self.lmbda)
+        # the fast training step's batched nu/chi heads and fused optimizers, at unlearning rates
+        self._fast = COptiDICEStep(self, config.actor_lr, config.critic_lr, config.critic_lr)
         return float(self.qc_thres)
 
     def _sync_targets(self) -> None:
@@ -53,41 +50,11 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
     ) -> dict[str, float]:
         obs, next_obs, _, rewards, costs, done, is_init = keep
-        self._lmbda = F.softplus(self.lmbda)
-        nu_s, _, e_nu_lambda, w_sa = self._optimal_w(obs, next_obs, rewards, costs, done)
-        w_fixed = w_sa.detach()
-        nu_init = nu_s * is_init / self.init_state_propotion
-        nu_loss = (1 - self.gamma) * nu_init.mean() + (
-            w_sa * e_nu_lambda - self.alpha * self.f_fn(w_sa)
-        ).mean()
-        self._tau = F.softplus(self.tau)
-        chi_s, _ = self.chi_network.predict(obs, None)
-        chi_next, _ = self.chi_network.predict(next_obs, None)
-        chi_init = chi_s * is_init / self.init_state_propotion
-        ell = (1 - self.gamma) * chi_init + w_fixed * (
-            costs + self.gamma * (1 - done) * chi_next - chi_s
-        )
-        logits = ell / self._tau.detach()
-        batch_size = obs.shape[0]
-        weights = torch.softmax(logits, dim=0) * batch_size
-        log_weights = torch.log_softmax(logits, dim=0) + np.log(batch_size)
-        d_kl = (weights * log_weights - weights + 1).mean()
-        weighted_c = (weights * w_fixed * costs).mean()
-        chi_loss = (weights * ell).mean()
-        tau_loss = self._tau * (self.cost_ub_epsilon - d_kl.detach())
-        lmbda_loss = self._lmbda * (self.qc_thres - weighted_c.detach())
-        # The four losses touch disjoint parameters, so one backward equals OSRL's four.
-        self.unlearn_critic_optim.zero_grad()
-        self.unlearn_scalar_optim.zero_grad()
-        (nu_loss + chi_loss + tau_loss.sum() + lmbda_loss.sum()).backward()
-        self.unlearn_critic_optim.step()
-        self.unlearn_scalar_optim.step()
-        return {
-            "unlearn/nu_loss": nu_loss.item(),
-            "unlearn/chi_loss": chi_loss.item(),
-            "unlearn/lmbda": self._lmbda.item(),
-            "unlearn/weighted_cost": weighted_c.item(),
-        }
+        metrics = self._fast.dual_update(obs, next_obs, rewards, costs, done, is_init)
+        names = {"loss/nu_loss": "unlearn/nu_loss", "loss/chi_loss": "unlearn/chi_loss",
+                 "loss/lmbda": "unlearn/lmbda"}  # fmt: skip
+        values = torch.stack([metrics[k].reshape(()) for k in names]).tolist()
+        return dict(zip(names.values(), values, strict=True))
 
     def _actor_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
@@ -95,33 +62,43 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
         cfg = ctx.config
         obs_k, next_k, act_k, rew_k, cost_k, done_k = keep[:6]
         obs_f, next_f, act_f, rew_f, cost_f, done_f = forget[:6]
+        n = obs_k.shape[0]
         with torch.no_grad():
             self._lmbda = F.softplus(self.lmbda)
-            _, _, _, w_keep = self._optimal_w(obs_k, next_k, rew_k, cost_k, done_k)
-            _, _, _, w_forget = self._optimal_w(obs_f, next_f, rew_f, cost_f, done_f)
-            chi_forget, _ = self.chi_network.predict(obs_f, None)
+            nu = self._fast.nu_values(torch.cat([obs_k, next_k, obs_f, next_f]))
+            _, w_keep = self._fast.optimal_w(nu[:n], nu[n : 2 * n], rew_k, cost_k, done_k)
+            m = obs_f.shape[0]
+            _, w_forget = self._fast.optimal_w(
+                nu[2 * n : 2 * n + m], nu[2 * n + m :], rew_f, cost_f, done_f
+            )
+            chi_forget = self._fast.chi_values(obs_f)
             reward_side = (w_forget / (w_keep.mean() + 1e-6)).clamp(max=10.0)
             cost_side = ((ctx.kappa + ctx.sigma - chi_forget) / (ctx.kappa + ctx.sigma)).clamp(0, 1)
             forget_weight = reward_side + self._cost_side_weight(cfg) * cost_side
         obs_noise = torch.randn_like(obs_k) * self.observations_std * 0.1
         act_noise = torch.randn_like(act_k) * self.actions_std * 0.1
-        _, _, keep_dist = self.actor(obs_k + obs_noise, False, True, True)
-        keep_loss = -(w_keep * keep_dist.log_prob(act_k + act_noise).sum(-1)).mean()
-        _, _, forget_dist = self.actor(obs_f, False, True, True)
-        logp_forget = forget_dist.log_prob(act_f).sum(-1)  # as OSRL scores keep actions
+        # keep states (with OSRL's noise) and forget states through the actor in one pass
+        mu, std, _ = squashed_gaussian(self.actor, torch.cat([obs_k + obs_noise, obs_f]), None)
+        log_prob = normal_log_prob(torch.cat([act_k + act_noise, act_f]), mu, std).sum(-1)
+        keep_loss = -(w_keep * log_prob[:n]).mean()
+        logp_forget = log_prob[n:]  # as OSRL scores keep actions
         floor = FORGET_LOGP_FLOOR_PER_DIM * self.action_dim
         forget_loss = (forget_weight * F.softplus(logp_forget - floor)).mean()
         loss = keep_loss if ctx.converging else keep_loss + ctx.beta * forget_loss
-        self.unlearn_actor_optim.zero_grad()
+        self._fast.actor_optim.zero_grad()
         loss.backward()
-        self.unlearn_actor_optim.step()
-        metrics = {
-            "unlearn/actor_keep_loss": keep_loss.item(),
-            "unlearn/actor_forget_loss": forget_loss.item(),
-            "unlearn/forget_logp": logp_forget.mean().item(),
-            "unlearn/forget_qc": chi_forget.mean().item(),
-        }
-        return metrics, chi_forget
+        self._fast.actor_optim.step()
+        values = torch.stack(
+            [
+                keep_loss.detach(),
+                forget_loss.detach(),
+                logp_forget.mean().detach(),
+                chi_forget.mean(),
+            ]
+        ).tolist()
+        keys = ("unlearn/actor_keep_loss", "unlearn/actor_forget_loss", "unlearn/forget_logp",
+                "unlearn/forget_qc")  # fmt: skip
+        return dict(zip(keys, values, strict=True)), chi_forget
 
     @staticmethod
     def _cost_side_weight(config: SafeRuleConfig) -> float:

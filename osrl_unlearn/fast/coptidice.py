@@ -46,15 +46,31 @@ class COptiDICEStep:
         self.scalar_optim = FusedAdam(scalars, scalar_lr)
         self.actor_optim = FusedAdam(flatten_modules([model.actor]), actor_lr)
 
-    def _optimal_w(self, nu_s, nu_next, rewards, costs, done):
+    def optimal_w(self, nu_s, nu_next, rewards, costs, done):
         """OSRL's ``_optimal_w`` from the nu values: (e_nu_lambda, w(s, a))."""
         model = self.model
         e = rewards - model._lmbda.detach() * costs
         e = e + model.gamma * (1.0 - done) * nu_next - nu_s
         return e, F.relu(model.f_prime_inv_fn(e / model.alpha))
 
+    def nu_values(self, obs: torch.Tensor) -> torch.Tensor:
+        """nu(s) as OSRL's ``nu_network.predict`` gives it (minimum over the heads), no gradient."""
+        with torch.no_grad():
+            return torch.amin(self.values(obs, heads=slice(0, self.nu_heads)), 0)
+
+    def chi_values(self, obs: torch.Tensor) -> torch.Tensor:
+        """chi(s) (minimum over the chi heads), no gradient."""
+        with torch.no_grad():
+            return torch.amin(self.values(obs, heads=slice(self.nu_heads, None)), 0)
+
     def __call__(self, obs, next_obs, actions, rewards, costs, done, is_init) -> Metrics:
         """One OSRL ``update(batch)``; returns its logged values as 0-d tensors."""
+        metrics = self.dual_update(obs, next_obs, rewards, costs, done, is_init)
+        metrics.update(self.actor_update(obs, next_obs, actions, rewards, costs, done))
+        return metrics
+
+    def dual_update(self, obs, next_obs, rewards, costs, done, is_init) -> Metrics:
+        """The nu, chi, lambda and tau updates of OSRL's ``update``."""
         model = self.model
         batch = obs.shape[0]
         both = torch.cat([obs, next_obs])
@@ -62,7 +78,7 @@ class COptiDICEStep:
         values = self.values(both)
         nu = torch.amin(values[: self.nu_heads], 0)
         nu_s, nu_next = nu[:batch], nu[batch:]
-        e_nu_lambda, w_sa = self._optimal_w(nu_s, nu_next, rewards, costs, done)
+        e_nu_lambda, w_sa = self.optimal_w(nu_s, nu_next, rewards, costs, done)
         nu_init = nu_s * is_init / model.init_state_propotion
         w_fixed = w_sa.detach()
         df = model.f_fn(w_fixed).mean()
@@ -94,21 +110,25 @@ class COptiDICEStep:
         (chi_loss + nu_loss + tau_loss.sum() + lmbda_loss.sum()).backward()
         self.critic_optim.step()
         self.scalar_optim.step()
+        return {"loss/chi_loss": chi_loss.detach(), "loss/tau_loss": tau_loss.detach(),
+                "loss/D_kl": d_kl.detach(), "loss/Df": df, "loss/td_error": td_error.detach(),
+                "loss/nu_loss": nu_loss.detach(), "loss/lmbda_loss": lmbda_loss.detach(),
+                "loss/tau": model._tau.detach(), "loss/lmbda": model._lmbda.detach()}  # fmt: skip
 
+    def actor_update(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:
+        """OSRL's policy extraction: behaviour cloning weighted by w(s, a) under the updated nu."""
+        model = self.model
+        batch = obs.shape[0]
         obs_eps = torch.randn_like(obs) * model.observations_std * 0.1
         act_eps = torch.randn_like(actions) * model.actions_std * 0.1
         mu, std, _ = squashed_gaussian(model.actor, obs + obs_eps, None)
         torch.randn(mu.shape)  # the actor's sample OSRL draws and does not use
         with torch.no_grad():
-            nu = torch.amin(self.values(both, heads=slice(0, self.nu_heads)), 0)
-            _, w_new = self._optimal_w(nu[:batch], nu[batch:], rewards, costs, done)
+            nu = self.nu_values(torch.cat([obs, next_obs]))
+            _, w_new = self.optimal_w(nu[:batch], nu[batch:], rewards, costs, done)
         log_prob = normal_log_prob(actions + act_eps, mu, std).sum(-1)
         actor_loss = -(w_new * log_prob).mean()
         self.actor_optim.zero_grad()
         actor_loss.backward()
         self.actor_optim.step()
-        return {"loss/chi_loss": chi_loss.detach(), "loss/tau_loss": tau_loss.detach(),
-                "loss/D_kl": d_kl.detach(), "loss/Df": df, "loss/td_error": td_error.detach(),
-                "loss/nu_loss": nu_loss.detach(), "loss/lmbda_loss": lmbda_loss.detach(),
-                "loss/actor_loss": actor_loss.detach(), "loss/tau": model._tau.detach(),
-                "loss/lmbda": model._lmbda.detach()}  # fmt: skip
+        return {"loss/actor_loss": actor_loss.detach()}
