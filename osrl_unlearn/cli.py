@@ -64,8 +64,9 @@ def check_choice(name: str, value: str, choices) -> None:
 
 @dataclass
 class TrainConfig:
-    """Settings of ``osrl-unlearn train``: an OSRL agent trained by OSRL's own trainer, written
-    as an OSRL run folder (config.yaml + checkpoint/model.pt) that OSRL's eval scripts load."""
+    """Settings of ``osrl-unlearn train``: an OSRL agent trained from OSRL's training config by
+    OSRL's training step (ours, tested equal and faster, or OSRL's own trainer), written as an OSRL
+    run folder (config.yaml + checkpoint/model.pt) that OSRL's eval scripts load."""
 
     dataset: str = ""
     """DSRL .hdf5 file to train on (clean, poisoned, or any dsrl file)."""
@@ -84,8 +85,10 @@ class TrainConfig:
     """Batch size (default: the profile's)."""
     cost_limit: float = 10.0
     """Episode cost limit the agent is trained for."""
-    learning_rate: float = 1e-3
-    """Learning rate of every optimizer."""
+    learning_rate: Optional[float] = None
+    """Learning rate of every network (default: OSRL's per-agent rates from its training config)."""
+    trainer: str = "fast"
+    """Training step: fast (ours, equal to OSRL's train_one_step) or osrl (OSRL's own trainer)."""
     seed: int = 0
     """Seed of initialisation, batches and evaluation."""
     out: str = "runs"
@@ -116,6 +119,7 @@ class TrainConfig:
             )
         check_number("cost_limit", self.cost_limit, 0.0)
         check_number("learning_rate", self.learning_rate, 0.0, strict=True)
+        check_choice("trainer", self.trainer, ("fast", "osrl"))
         check_seed("seed", self.seed)
         check_int("eval_episodes", self.eval_episodes, 0, " (0 skips the evaluation)")
         check_folder_name("name", self.name)
@@ -150,7 +154,7 @@ def run_train(cfg: TrainConfig) -> int:
     settings = profile_settings(
         cfg.profile, agent=cfg.agent, steps=cfg.steps, hidden=cfg.hidden,
         batch_size=cfg.batch_size, cost_limit=cfg.cost_limit, seed=cfg.seed,
-        learning_rate=cfg.learning_rate,
+        learning_rate=cfg.learning_rate, trainer=cfg.trainer,
     )  # fmt: skip
     # Train into a staging folder beside the target, then rename: no half-written run folder,
     # no empty --out folder after a failure, and a rerun removes what a killed run left.
@@ -461,7 +465,7 @@ def _commands() -> dict[str, Command]:
         "train": Command(
             TrainConfig,
             run_train,
-            "train an OSRL agent with OSRL's trainer into an OSRL run folder (or the keep set only)",
+            "train an OSRL agent (OSRL's config and training step) into an OSRL run folder (or the keep set only)",
         ),
         "unlearn": Command(
             UnlearnConfig,

@@ -210,6 +210,7 @@ CASES = [
     ("train-cost-limit-negative", [*TRAIN, "--cost_limit", "-5"], ["--cost_limit", ">= 0"]),
     ("train-cost-limit-nan", [*TRAIN, "--cost_limit", "nan"], ["--cost_limit", "finite"]),
     ("train-lr-zero", [*TRAIN, "--learning_rate", "0"], ["--learning_rate", "> 0"]),
+    ("train-trainer-typo", [*TRAIN, "--trainer", "osr"], ["unknown --trainer 'osr'", "fast"]),
     ("train-seed-negative", [*TRAIN, "--seed", "-1"], ["--seed", "2**32"]),
     ("train-profile-gpu", [*TRAIN, "--profile", "gpu"], ["unknown --profile 'gpu'", "quick"]),
     ("train-force-typo", [*TRAIN, "--force", "flase"], ["--force", "true or false", "flase"]),
