@@ -19,6 +19,13 @@ from typing import Any, Dict, List, Optional
 ALL_METHODS = ["safe-rule", "reward-only", "finetune", "trajdeleter", "trajdeleter-cost", "retrain"]
 ALL_AGENTS = ["bcql", "bearl", "cpq", "coptidice"]
 ALL_ATTACKS = ["max-cost", "max-reward", "min-reward"]
+PAPER_ABLATIONS = [
+    "fixed-beta",
+    "no-critic-unlearning",
+    "q-ref-0",
+    "q-ref-100",
+    "actor-forget-safe",
+]
 
 GRID_PROFILES: Dict[str, Dict[str, Any]] = {
     "smoke": {
@@ -32,6 +39,10 @@ GRID_PROFILES: Dict[str, Dict[str, Any]] = {
         "datasets": {"OfflineCarCircle-v0": "configs/make_dataset/car_circle_controller.yaml"},
         "adversary_steps": 20_000, "train_profile": "small", "train_steps": None,
         "unlearn_steps": 2000, "eval_episodes": 50,
+        "methods": ["safe-rule", "finetune", "trajdeleter-cost", "retrain"],
+        "ablations": [], "ablation_seeds": [0],
+        # per-agent training settings chosen by benchmarks/clean_profiles.py (docs/profiles.md)
+        "agent_settings": {},
     },
     "cpu-large": {
         "tasks": ["OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"], "agents": ALL_AGENTS,
@@ -76,18 +87,11 @@ class GridConfig:
     """Override the profile's ratios."""
     seeds: Optional[List[int]] = None
     """Override the profile's seeds."""
-    methods: List[str] = field(default_factory=lambda: list(ALL_METHODS))
-    """Defences run in every cell."""
-    ablations: List[str] = field(
-        default_factory=lambda: [
-            "fixed-beta",
-            "no-critic-unlearning",
-            "q-ref-0",
-            "q-ref-100",
-            "actor-forget-safe",
-        ]  # fmt: skip
-    )
-    """Safe-RULE ablations run in every cell."""
+    methods: Optional[List[str]] = None
+    """Defences run in every cell (default: the profile's, else all of them)."""
+    ablations: Optional[List[str]] = None
+    """Safe-RULE ablations (default: the profile's, else the paper's five); they run on the
+    profile's ``ablation_seeds`` only (every seed when it names none)."""
     results_dir: Optional[str] = None
     """Where the per-policy JSON files go (default benchmarks/results/<profile>)."""
     workers: int = 1
@@ -100,6 +104,18 @@ class GridConfig:
     """Cache root; default $OSRL_UNLEARN_CACHE or ~/.cache/osrl-unlearn."""
     show_progress: bool = True
     """Show progress bars."""
+
+    def defences(self) -> List[str]:
+        """The defences of every cell: the override, else the profile's, else all methods."""
+        if self.methods is not None:
+            return list(self.methods)
+        return list(GRID_PROFILES[self.profile].get("methods", ALL_METHODS))
+
+    def ablation_list(self) -> List[str]:
+        """The Safe-RULE ablations: the override, else the profile's, else the paper's five."""
+        if self.ablations is not None:
+            return list(self.ablations)
+        return list(GRID_PROFILES[self.profile].get("ablations", PAPER_ABLATIONS))
 
     def setting(self, dimension: str) -> Any:
         """A grid dimension (tasks, agents, attacks, ratios, seeds): the override when given,
@@ -168,6 +184,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
     import torch
 
     from osrl_unlearn.agents.checkpoint import load_agent
+    from osrl_unlearn.benchmark.competence import competence_threshold
     from osrl_unlearn.data import read_hdf5, unlearning_samplers
     from osrl_unlearn.evaluation import evaluate
     from osrl_unlearn.training import cached_run, training_seconds
@@ -195,7 +212,11 @@ def run_job(job: Job, progress=lambda n: None) -> int:
         progress(1)
 
     for policy in pending:
-        if policy in ("clean", "poisoned"):
+        if policy == "clean":  # with the bar a competent clean agent must reach
+            extra = {"competence_threshold": competence_threshold(data, settings.cost_limit)}
+            record(policy, load_agent(base_run), training_seconds(base_run), settings.steps, extra)
+            continue
+        if policy == "poisoned":
             record(policy, load_agent(base_run), training_seconds(base_run), settings.steps)
             continue
         method, _, ablation = policy.partition("+")
@@ -254,14 +275,20 @@ def plan(cfg: GridConfig) -> List[Job]:
     results_dir = cfg.results_dir or f"benchmarks/results/{cfg.profile}"
     version = code_version()
     baselines, cells = [], []
+    ablations = cfg.ablation_list()
+    ablation_seeds = cfg.setting("seeds")  # ablations asked for explicitly run on every seed
+    if cfg.ablations is None:
+        ablation_seeds = profile.get("ablation_seeds", ablation_seeds)
     for task in cfg.setting("tasks"):
         data_cfg = dataset_config(cfg.profile, task)
         data_cfg = replace(data_cfg, cache=cfg.cache, show_progress=cfg.show_progress)
         clean_path = str(make_dataset(data_cfg).path)
         for agent in cfg.setting("agents"):
             for seed in cfg.setting("seeds"):
+                per_agent = profile.get("agent_settings", {}).get(agent, {})
                 settings = profile_settings(profile["train_profile"], agent=agent,
-                                            steps=profile["train_steps"], seed=seed)  # fmt: skip
+                                            steps=profile["train_steps"], seed=seed,
+                                            **per_agent)  # fmt: skip
                 common = dict(task=task, agent=agent, seed=seed, clean_path=clean_path,
                               settings=settings, unlearn_steps=profile["unlearn_steps"],
                               eval_episodes=profile["eval_episodes"], results_dir=results_dir,
@@ -277,8 +304,8 @@ def plan(cfg: GridConfig) -> List[Job]:
                             shrink_ppo(poison_cfg.adversary)
                         cells.append(Job(**common, attack=attack, ratio=ratio,
                                          poisoned_path=str(cached_poisoned(poison_cfg)),
-                                         methods=list(cfg.methods),
-                                         ablations=list(cfg.ablations)))  # fmt: skip
+                                         methods=cfg.defences(),
+                                         ablations=ablations if seed in ablation_seeds else []))  # fmt: skip
     return baselines + cells
 
 
