@@ -40,6 +40,10 @@ class CleanProfilesConfig:
     """Training profile (sizes, batch, steps) from osrl_unlearn.training.PROFILES."""
     steps: Optional[int] = None
     """Training steps (default: the profile's)."""
+    hidden: Optional[List[int]] = None
+    """Hidden sizes (default: the profile's)."""
+    batch_size: Optional[int] = None
+    """Batch size (default: the profile's)."""
     milestones: List[int] = field(default_factory=lambda: [10_000, 20_000])
     """Steps at which to evaluate."""
     osrl: str = "{}"
@@ -69,7 +73,8 @@ def main(cfg: CleanProfilesConfig) -> None:
     for agent in cfg.agents:
         for seed in cfg.seeds:
             settings = profile_settings(cfg.profile, agent=agent, steps=cfg.steps, seed=seed,
-                                        cost_limit=cfg.cost_limit)  # fmt: skip
+                                        cost_limit=cfg.cost_limit, hidden=cfg.hidden,
+                                        batch_size=cfg.batch_size)  # fmt: skip
             settings = replace(settings, osrl=overrides.get(agent, {}))
 
             def at_milestone(step, model, agent=agent, seed=seed, settings=settings):

@@ -21,8 +21,14 @@ import pyrallis
 import torch
 
 from osrl_unlearn.agents.checkpoint import build_agent
-from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for
-from osrl_unlearn.training import PROFILES, make_trainer
+from osrl_unlearn.data import (
+    BatchSampler,
+    OfflineDataset,
+    dataset_stats,
+    layout_for,
+    unlearning_samplers,
+)
+from osrl_unlearn.training import PROFILES, make_trainer, profile_settings, training_config
 from osrl_unlearn.unlearn import SafeRuleConfig
 
 
@@ -57,6 +63,7 @@ def synthetic_data(seed: int, n: int = 20_000) -> OfflineDataset:
     mask = np.zeros(n, dtype=bool)
     mask[-3000:] = True
     return OfflineDataset.from_arrays(
+        attrs={"task": "OfflineCarCircle-v0"}, arrays=
         {"observations": obs, "next_observations": np.roll(obs, -1, 0),
          "actions": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
          "rewards": rng.uniform(0, 1, n).astype(np.float32),
@@ -65,12 +72,11 @@ def synthetic_data(seed: int, n: int = 20_000) -> OfflineDataset:
     )  # fmt: skip
 
 
-def build(name: str, profile: dict, data: OfflineDataset, seed: int):
+def build(name: str, profile_name: str, data: OfflineDataset, seed: int):
+    """The agent as ``train`` builds it at this profile: OSRL's training config for it (twin Q
+    ensembles, reward_scale, ...) with the profile's sizes."""
     torch.manual_seed(seed)
-    hidden = profile["hidden"]
-    config = {"task": "OfflineCarCircle-v0", "a_hidden_sizes": hidden, "c_hidden_sizes": hidden,
-              "vae_hidden_sizes": profile.get("vae_hidden", max(hidden)), "gamma": 0.99,
-              "cost_limit": 10, "episode_len": 300}  # fmt: skip
+    config = training_config(data, profile_settings(profile_name, agent=name, seed=seed))
     model = build_agent(name, config)
     if name == "coptidice":
         stats = dataset_stats(data)
@@ -84,16 +90,12 @@ def measure(name: str, profile_name: str, cfg: TrainSpeedConfig, data: OfflineDa
     profile = PROFILES[profile_name]
     batch_size = profile["batch_size"]
     steps = cfg.small_steps if batch_size < 256 else cfg.large_steps
-    layout = layout_for(name)
-    sampler = BatchSampler(data, batch_size, layout=layout, seed=cfg.seed)
+    sampler = BatchSampler(data, batch_size, layout=layout_for(name), seed=cfg.seed)
     batches = [sampler.sample() for _ in range(steps)]
-    base = build(name, profile, data, cfg.seed)
-    trainers = {kind: make_trainer(kind, name, copy.deepcopy(base), learning_rate=1e-3)
-                for kind in ("osrl", "fast")}  # fmt: skip
-    keep_data, forget_data = data.split()
-    keep = BatchSampler(keep_data, batch_size, layout=layout, seed=cfg.seed)
-    forget = BatchSampler(forget_data, batch_size, layout=layout, seed=cfg.seed + 1)
+    base = build(name, profile_name, data, cfg.seed)
+    trainers = {kind: make_trainer(kind, name, copy.deepcopy(base)) for kind in ("osrl", "fast")}
     unlearner = copy.deepcopy(base)
+    keep, forget = unlearning_samplers(data, unlearner, batch_size, cfg.seed)
     unlearn_config = SafeRuleConfig(steps=steps)
 
     def train(kind):

@@ -124,6 +124,11 @@ class BatchSampler:
     def __len__(self) -> int:
         return self.dataset_size
 
+    @property
+    def fields(self) -> tuple[torch.Tensor, ...]:
+        """Every row of every field, in this sampler's layout (what batches are drawn from)."""
+        return self._fields
+
     def sample(self) -> tuple[torch.Tensor, ...]:
         """One batch in this sampler's layout."""
         index = torch.randint(

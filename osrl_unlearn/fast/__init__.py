@@ -60,8 +60,9 @@ class FastTrainer:
         if len(batch) == 1:
             batch = tuple(batch[0])
         metrics = self._step(*batch)
-        if self.logger is not None:
-            self.logger.store(**{key: value.item() for key, value in metrics.items()})
+        if self.logger is not None:  # one host transfer for all values
+            values = torch.stack([v.detach().reshape(()) for v in metrics.values()]).tolist()
+            self.logger.store(**dict(zip(metrics, values, strict=True)))
         return metrics
 
 

@@ -102,6 +102,25 @@ def draw_batches(loader: Any, count: int, name: str) -> Iterator[Batch]:
         raise UnlearningError(f"the {name} loader ran out after {drawn} of {count} batches.")
 
 
+def all_finite(loader: Any, name: str) -> bool:
+    """True once every value a :class:`BatchSampler` can draw is checked finite; False for other
+    loaders (their batches are checked one by one).
+
+    Raises:
+        UnlearningError: the sampler holds NaN or infinite values.
+    """
+    fields = getattr(loader, "fields", None)
+    if fields is None:
+        return False
+    for position, tensor in enumerate(fields):
+        if not torch.isfinite(tensor).all():
+            raise UnlearningError(
+                f"the {name} data has NaN or infinite values (tuple position {position}); "
+                "validate the dataset with osrl_unlearn.data before unlearning."
+            )
+    return True
+
+
 def check_scales(agent: Any, loader: Any, name: str) -> None:
     """Refuses a :class:`BatchSampler` whose reward or cost scale differs from the agent's
     training scales: its Bellman targets would sit on another scale than the critics'.
@@ -190,6 +209,9 @@ class UnlearningMixin:
             raise UnlearningError(f"method {method!r} needs a forget loader (the poisoned data).")
         keep_batches = draw_batches(keep_loader, steps, "keep")
         forget_batches = draw_batches(forget_loader, steps, "forget")
+        # a sampler's data is checked once here instead of every batch (a per-step host sync)
+        keep_checked = all_finite(keep_loader, "keep")
+        forget_checked = all_finite(forget_loader, "forget")
         if config.actor_reset:
             self._reset_actor()
         kappa = self._unlearning_setup(config)
@@ -207,8 +229,8 @@ class UnlearningMixin:
             for step, (keep, forget) in enumerate(zip(keep_batches, forget_batches, strict=False)):
                 ctx.step = step
                 ctx.converging = step >= forgetting_steps
-                self._check_batch(keep, "keep")
-                self._check_batch(forget, "forget")
+                self._check_batch(keep, "keep", keep_checked)
+                self._check_batch(forget, "forget", forget_checked)
                 metrics: dict[str, float] = {}
                 if config.critic_unlearning or ctx.converging:
                     metrics.update(self._critic_unlearning_step(keep, forget, ctx))
@@ -241,7 +263,9 @@ class UnlearningMixin:
             history.wall_seconds = time.perf_counter() - started
         return history
 
-    def _check_batch(self, batch: Batch, name: str) -> None:
+    def _check_batch(self, batch: Batch, name: str, finite_checked: bool = False) -> None:
+        """Refuses a batch of other observation/action widths, or (unless ``finite_checked``:
+        its sampler's whole data was checked once) one with NaN or infinite values."""
         obs, _, actions = batch[0], batch[1], batch[2]
         if obs.shape[-1] != self.state_dim or actions.shape[-1] != self.action_dim:
             raise UnlearningError(
@@ -249,6 +273,8 @@ class UnlearningMixin:
                 f"action features but the agent was built for {self.state_dim} and "
                 f"{self.action_dim}: is the data from the task the checkpoint was trained on?"
             )
+        if finite_checked:
+            return
         for position, tensor in enumerate(batch):
             if not torch.isfinite(tensor).all():
                 raise UnlearningError(

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from osrl_unlearn.unlearn.loop import Logger, UnlearningHistory, draw_batches
+from osrl_unlearn.unlearn.loop import Logger, UnlearningHistory, all_finite, draw_batches
 
 
 class _StepRecorder:
@@ -73,6 +73,7 @@ def train_on_keep(
 
     history = UnlearningHistory(method=method)
     batches = draw_batches(keep_loader, steps, "keep")
+    finite_checked = all_finite(keep_loader, "keep")
     started = time.perf_counter()
     model = fresh_agent(agent) if method == "retrain" else agent
     recorder = _StepRecorder(logger)
@@ -81,7 +82,7 @@ def train_on_keep(
     bar = tqdm(total=steps, desc=method, disable=not show_progress, dynamic_ncols=True)
     try:
         for step, batch in enumerate(batches):
-            agent._check_batch(batch, "keep")
+            agent._check_batch(batch, "keep", finite_checked)
             training_step.train_one_step(*batch)
             metrics = recorder.take()
             agent._check_metrics(metrics, step)
