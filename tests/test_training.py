@@ -72,3 +72,58 @@ def test_cached_run_trains_once_and_is_keyed_by_settings(quick_car_circle, tmp_p
     assert training_seconds(run) > 0
     other = cached_run(data, dataclasses.replace(settings, seed=1), tmp_path, show_progress=False)
     assert other != run
+
+
+# What OSRL's examples/eval/eval_<algo>.py passes its agent's constructor, read from config.yaml.
+OSRL_EVAL_KEYS = {
+    "bcql": ("a_hidden_sizes", "c_hidden_sizes", "vae_hidden_sizes", "sample_action_num", "PID",
+             "gamma", "tau", "lmbda", "beta", "phi", "num_q", "num_qc", "cost_limit",
+             "episode_len"),
+    "bearl": ("a_hidden_sizes", "c_hidden_sizes", "vae_hidden_sizes", "sample_action_num", "PID",
+              "gamma", "tau", "lmbda", "beta", "num_q", "num_qc", "cost_limit", "episode_len",
+              "mmd_sigma", "target_mmd_thresh", "start_update_policy_step"),
+    "cpq": ("a_hidden_sizes", "c_hidden_sizes", "vae_hidden_sizes", "sample_action_num", "gamma",
+            "tau", "beta", "num_q", "num_qc", "qc_scalar", "cost_limit", "episode_len"),
+    "coptidice": ("a_hidden_sizes", "c_hidden_sizes", "alpha", "gamma", "cost_ub_epsilon",
+                  "num_nu", "num_chi", "cost_limit", "episode_len", "f_type"),
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", ["bcql", "bearl", "cpq", "coptidice"])
+def test_run_folder_holds_osrl_complete_config_and_osrl_builds_the_agent(agent, arrays, tmp_path):
+    """Every field of OSRL's training config for the agent is in config.yaml, and OSRL's own
+    class, built from nothing but that file as OSRL's eval script builds it, loads the checkpoint
+    and acts as our agent does."""
+    import numpy as np
+    import yaml
+
+    from osrl_unlearn.agents.osrl_configs import OSRL_TRAIN_DEFAULTS
+    from osrl_unlearn.data import OfflineDataset
+    from osrl_unlearn.stack import import_osrl_algorithms
+    from osrl_unlearn.tasks import get_task
+    from osrl_unlearn.training import train_agent
+
+    data = OfflineDataset.from_arrays(arrays, attrs={"task": "OfflineCarCircle-v0"})
+    settings = profile_settings("quick", agent=agent, steps=3)
+    ours, run = train_agent(data, settings, tmp_path, "run", show_progress=False)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert set(OSRL_TRAIN_DEFAULTS[agent]) <= set(config)
+    assert config["reward_scale"] == 0.1 and config["update_steps"] == 3
+    task = get_task(config["task"])
+    osrl_class = getattr(import_osrl_algorithms(), OSRL_TRAIN_DEFAULTS[agent]["prefix"])
+    kwargs = {key: config[key] for key in OSRL_EVAL_KEYS[agent]}
+    if agent == "coptidice":  # as OSRL's eval_coptidice.py: no dataset statistics at evaluation
+        kwargs.update(init_state_propotion=1, observations_std=np.array([0]),
+                      actions_std=np.array([0]))  # fmt: skip
+    model = osrl_class(state_dim=task.obs_dim, action_dim=task.act_dim,
+                       max_action=task.max_action, device="cpu", **kwargs)  # fmt: skip
+    state = torch.load(run / "checkpoint" / "model.pt", weights_only=True)["model_state"]
+    model.load_state_dict(state)
+    model.eval()
+    obs = arrays["observations"][5]
+    args = () if agent == "bcql" else (True, True)  # BCQ-Lag's act samples its VAE: seed it
+    torch.manual_seed(0)
+    expected = ours.act(obs, *args)[0]
+    torch.manual_seed(0)
+    np.testing.assert_array_equal(model.act(obs, *args)[0], expected)
