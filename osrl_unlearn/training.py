@@ -208,6 +208,7 @@ def cached_run(
     from dataclasses import asdict
 
     from osrl_unlearn.cache import cache_dir
+    from osrl_unlearn.io import clean_stale, staging_prefix
 
     key = {"data": data.content_hash(), **asdict(settings)}
     folder = cache_dir("agents", data.task, key, cache)
@@ -215,7 +216,11 @@ def cached_run(
     if (run / "checkpoint" / "model.pt").is_file():
         return run
     folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".train.", dir=folder))
+    # staged under a name that carries this process's id: a rerun removes what a killed run left
+    clean_stale(run)
+    if run.exists():  # a cache entry without its checkpoint is incomplete: train it again
+        shutil.rmtree(run, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(run), dir=folder))
     try:
         started = time.perf_counter()
         _, run_dir = train_agent(data, settings, staging, "run", show_progress, callback)

@@ -74,6 +74,26 @@ def test_cached_run_trains_once_and_is_keyed_by_settings(quick_car_circle, tmp_p
     assert other != run
 
 
+def test_cached_run_removes_the_staging_folder_a_killed_training_left(quick_car_circle, tmp_path):
+    import os
+    import subprocess
+
+    from osrl_unlearn.data import read_hdf5
+    from osrl_unlearn.io import staging_prefix
+
+    data = read_hdf5(quick_car_circle[1].path)
+    settings = profile_settings("quick", agent="cpq", steps=2)
+    run = cached_run(data, settings, tmp_path, show_progress=False)
+    dead_pid = subprocess.Popen(["true"])  # a process id that no longer runs
+    dead_pid.wait()
+    mine = staging_prefix(run)
+    leftover = run.parent / mine.replace(f"-{os.getpid()}-", f"-{dead_pid.pid}-") / "checkpoint"
+    leftover.mkdir(parents=True)
+    (run / "checkpoint" / "model.pt").unlink()  # the run is missing: it trains again
+    assert cached_run(data, settings, tmp_path, show_progress=False) == run
+    assert not leftover.parent.exists() and (run / "checkpoint" / "model.pt").is_file()
+
+
 # What OSRL's examples/eval/eval_<algo>.py passes its agent's constructor, read from config.yaml.
 OSRL_EVAL_KEYS = {
     "bcql": ("a_hidden_sizes", "c_hidden_sizes", "vae_hidden_sizes", "sample_action_num", "PID",
