@@ -55,10 +55,6 @@ class ActorCriticStep:
         r = self.reward_heads
         return torch.stack([torch.amin(q[:r], 0), torch.amin(q[r:], 0)])
 
-    def per_group_inputs(self, reward_inputs: torch.Tensor, cost_inputs: torch.Tensor):
-        """(E, N, in): each reward head gets ``reward_inputs``, each cost head ``cost_inputs``."""
-        return torch.stack([reward_inputs, cost_inputs]).index_select(0, self.head_group)
-
     def vae_update(self, obs: torch.Tensor, actions: torch.Tensor) -> Metrics:
         """OSRL's ``vae_loss`` step (one latent draw)."""
         vae = self.model.vae

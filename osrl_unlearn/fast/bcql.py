@@ -62,7 +62,7 @@ class TwinCriticStep(ActorCriticStep):
         both = repeated.repeat(2, 1)
         actions = self.target_actions(both, 2).view(2, batch * samples, -1)
         inputs = torch.cat([both.view(2, batch * samples, -1), actions], 2)
-        q = self.targets(inputs.index_select(0, self.head_group))
+        q = self.targets(inputs, groups=self.head_group)
         minima = self.twin_minima(q)  # (2, 2, N)
         low, high = torch.amin(minima, 1), torch.amax(minima, 1)
         mixed = model.lmbda * low + (1.0 - model.lmbda) * high

@@ -57,8 +57,12 @@ def extra_state(model):
 
 
 @pytest.mark.parametrize("name", AGENTS)
-@pytest.mark.parametrize("learning_rate", [None, 1e-3])
-def test_fast_step_matches_osrl_train_one_step(name, learning_rate):
+@pytest.mark.parametrize(
+    ("learning_rate", "head_by_head"), [(None, False), (1e-3, False), (1e-3, True)]
+)
+def test_fast_step_matches_osrl_train_one_step(name, learning_rate, head_by_head, monkeypatch):
+    if head_by_head:  # the path OSRL-sized activations take (heads one by one, in cache)
+        monkeypatch.setattr("osrl_unlearn.fast.networks.BATCHED_ELEMENTS", 0)
     # BEAR-Lag: start its Q-term within the run, so both phases of its actor loss are compared
     osrl_model, fast_model, batches = twin_agents(name, start_update_policy_step=10)
     recorder = Recorder()
