@@ -16,6 +16,7 @@ from typing import List, Optional
 
 import numpy as np
 import pyrallis
+import yaml
 import torch
 
 from osrl_unlearn.benchmark.competence import competence_threshold
@@ -68,7 +69,7 @@ def main(cfg: CleanProfilesConfig) -> None:
     threshold = competence_threshold(data, cfg.cost_limit)
     print(f"{cfg.task}: competence threshold (median normalised reward of safe episodes) "
           f"{threshold:.3f}", flush=True)  # fmt: skip
-    overrides = json.loads(cfg.osrl)
+    overrides = yaml.safe_load(cfg.osrl) or {}  # JSON, or the dict pyrallis hands over
     rows = []
     for agent in cfg.agents:
         for seed in cfg.seeds:
