@@ -69,11 +69,17 @@ class ActorCriticStep:
         the reward and the cost backup (OSRL's summed MSE per critic; the two critics touch
         disjoint parameters, so one backward serves both). Returns both losses."""
         targets = backups.index_select(0, self.head_group)
-        per_head = (self.critics(torch.cat([obs, actions], 1)) - targets).pow(2).mean(1)
-        reward_loss = per_head[: self.reward_heads].sum()
-        cost_loss = per_head[self.reward_heads :].sum()
-        self.optimise(self.critic_optim, reward_loss + cost_loss)
-        return reward_loss.detach(), cost_loss.detach()
+        losses = {}
+
+        def loss_of(q):
+            per_head = (q - targets).pow(2).mean(1)
+            losses["reward"] = per_head[: self.reward_heads].sum()
+            losses["cost"] = per_head[self.reward_heads :].sum()
+            return losses["reward"] + losses["cost"]
+
+        self.critics.fit(torch.cat([obs, actions], 1), loss_of)
+        self.critic_optim.step()
+        return losses["reward"].detach(), losses["cost"].detach()
 
     @staticmethod
     def optimise(optim: FusedAdam, loss: torch.Tensor) -> None:

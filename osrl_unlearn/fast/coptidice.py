@@ -73,47 +73,49 @@ class COptiDICEStep:
         """The nu, chi, lambda and tau updates of OSRL's ``update``."""
         model = self.model
         batch = obs.shape[0]
-        both = torch.cat([obs, next_obs])
         model._lmbda = F.softplus(model.lmbda)
-        values = self.values(both)
-        nu = torch.amin(values[: self.nu_heads], 0)
-        nu_s, nu_next = nu[:batch], nu[batch:]
-        e_nu_lambda, w_sa = self.optimal_w(nu_s, nu_next, rewards, costs, done)
-        nu_init = nu_s * is_init / model.init_state_propotion
-        w_fixed = w_sa.detach()
-        df = model.f_fn(w_fixed).mean()
         model._tau = F.softplus(model.tau)
-        if model.cost_ub_epsilon == 0:
-            weighted_c = (w_fixed * costs).mean()
-            chi_loss = tau_loss = d_kl = torch.zeros(1)
-        else:
-            chi = torch.amin(values[self.nu_heads :], 0)
-            chi_s, chi_next = chi[:batch], chi[batch:]
-            chi_init = chi_s * is_init / model.init_state_propotion
-            ell = (1 - model.gamma) * chi_init + w_fixed * (
-                costs + model.gamma * (1 - done) * chi_next - chi_s
-            )
-            logits = ell / model._tau.detach()
-            weights = torch.softmax(logits, dim=0) * batch
-            log_weights = torch.log_softmax(logits, dim=0) + np.log(batch)
-            d_kl = (weights * log_weights - weights + 1).mean()
-            weighted_c = (weights * w_fixed * costs).mean()
-            chi_loss = (weights * ell).mean()
-            tau_loss = model._tau * (model.cost_ub_epsilon - d_kl.detach())
-        nu_loss = (1 - model.gamma) * nu_init.mean() + (
-            w_sa * e_nu_lambda - model.alpha * model.f_fn(w_sa)
-        ).mean()
-        td_error = e_nu_lambda.pow(2).mean()
-        lmbda_loss = model._lmbda * (model.qc_thres - weighted_c.detach())
-        self.critic_optim.zero_grad()
+        out: Metrics = {}
+
+        def loss_of(values: torch.Tensor) -> torch.Tensor:
+            nu = torch.amin(values[: self.nu_heads], 0)
+            nu_s, nu_next = nu[:batch], nu[batch:]
+            e_nu_lambda, w_sa = self.optimal_w(nu_s, nu_next, rewards, costs, done)
+            nu_init = nu_s * is_init / model.init_state_propotion
+            w_fixed = w_sa.detach()
+            out["loss/Df"] = model.f_fn(w_fixed).mean()
+            if model.cost_ub_epsilon == 0:
+                weighted_c = (w_fixed * costs).mean()
+                chi_loss = tau_loss = d_kl = torch.zeros(1)
+            else:
+                chi = torch.amin(values[self.nu_heads :], 0)
+                chi_s, chi_next = chi[:batch], chi[batch:]
+                chi_init = chi_s * is_init / model.init_state_propotion
+                ell = (1 - model.gamma) * chi_init + w_fixed * (
+                    costs + model.gamma * (1 - done) * chi_next - chi_s
+                )
+                logits = ell / model._tau.detach()
+                weights = torch.softmax(logits, dim=0) * batch
+                log_weights = torch.log_softmax(logits, dim=0) + np.log(batch)
+                d_kl = (weights * log_weights - weights + 1).mean()
+                weighted_c = (weights * w_fixed * costs).mean()
+                chi_loss = (weights * ell).mean()
+                tau_loss = model._tau * (model.cost_ub_epsilon - d_kl.detach())
+            nu_loss = (1 - model.gamma) * nu_init.mean() + (
+                w_sa * e_nu_lambda - model.alpha * model.f_fn(w_sa)
+            ).mean()
+            lmbda_loss = model._lmbda * (model.qc_thres - weighted_c.detach())
+            out.update({"loss/chi_loss": chi_loss, "loss/tau_loss": tau_loss, "loss/D_kl": d_kl,
+                        "loss/td_error": e_nu_lambda.pow(2).mean(), "loss/nu_loss": nu_loss,
+                        "loss/lmbda_loss": lmbda_loss})  # fmt: skip
+            return chi_loss + nu_loss + tau_loss.sum() + lmbda_loss.sum()
+
         self.scalar_optim.zero_grad()
-        (chi_loss + nu_loss + tau_loss.sum() + lmbda_loss.sum()).backward()
+        self.values.fit(torch.cat([obs, next_obs]), loss_of)
         self.critic_optim.step()
         self.scalar_optim.step()
-        return {"loss/chi_loss": chi_loss.detach(), "loss/tau_loss": tau_loss.detach(),
-                "loss/D_kl": d_kl.detach(), "loss/Df": df, "loss/td_error": td_error.detach(),
-                "loss/nu_loss": nu_loss.detach(), "loss/lmbda_loss": lmbda_loss.detach(),
-                "loss/tau": model._tau.detach(), "loss/lmbda": model._lmbda.detach()}  # fmt: skip
+        out.update({"loss/tau": model._tau, "loss/lmbda": model._lmbda})
+        return {key: value.detach() for key, value in out.items()}
 
     def actor_update(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:
         """OSRL's policy extraction: behaviour cloning weighted by w(s, a) under the updated nu."""

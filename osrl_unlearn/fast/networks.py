@@ -228,6 +228,42 @@ class StackedMLP:
                 x = F.relu(x)
         return x.squeeze(-1)
 
+    def fit(self, x: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Gradient of ``loss_of(q)`` with respect to every stacked weight, into ``flat.grad``,
+        where q (E, N) is every head on the shared input ``x`` (N, in).
+
+        ``loss_of`` may involve other leaves (they get their gradients as usual). Where the heads
+        run batched, the backward through the MLP is written by hand (three batched matmuls, a
+        sum and a ReLU mask per layer) instead of autograd's graph of the same operations; the
+        gradients are the same.
+        """
+        self.flat.zero_grad()
+        count, rows = self.heads, x.shape[0]
+        widest = max(w.shape[1] for w in self.weights)
+        if count * rows * widest > BATCHED_ELEMENTS:
+            loss_of(self(x)).backward()
+            return
+        last = len(self.weights) - 1
+        with torch.no_grad():
+            inputs = [x.unsqueeze(0).expand(count, -1, -1)]
+            h = inputs[0]
+            for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+                h = torch.baddbmm(b, h, w.transpose(1, 2))
+                if i < last:
+                    h = F.relu(h)
+                    inputs.append(h)
+        q = h.squeeze(-1).requires_grad_()
+        loss_of(q).backward()
+        with torch.no_grad():
+            grad = q.grad.unsqueeze(-1)
+            for i in range(last, -1, -1):
+                torch.bmm(grad.transpose(1, 2), inputs[i], out=self.weights[i].grad)
+                torch.sum(grad, 1, keepdim=True, out=self.biases[i].grad)
+                if i > 0:  # through layer i and the ReLU before it (its output is inputs[i])
+                    grad = torch.ops.aten.threshold_backward(
+                        torch.bmm(grad, self.weights[i]), inputs[i], 0
+                    )
+
 
 BATCHED_ELEMENTS = 1 << 19
 """Above this many activation elements per layer (2 MB) the heads run one by one: batching saves

@@ -88,29 +88,36 @@ class ActorCriticUnlearning(UnlearningMixin):
             obs, actions = torch.cat([obs_k, forget[0]]), torch.cat([act_k, forget[2]])
         alpha_forget = 0.0 if ctx.converging else cfg.alpha_forget
         y_r, y_c = self._fast.bellman_backups(next_k, rew_k, cost_k, done_k)
-        reward_heads, cost_heads = self._heads(obs, actions)
-        # the agent's own Bellman regression: OSRL's MSE summed over heads
-        keep_r = (reward_heads[:, :n] - y_r).pow(2).mean(1).sum()
         q_ref = reward_reference(y_r, cfg.q_ref_percentile)
-        loss = cfg.alpha_keep * keep_r
-        metrics = {"unlearn/critic_keep_loss": keep_r, "unlearn/q_ref": q_ref}
-        if alpha_forget:  # summed over heads, as the keep term
-            forget_r = len(reward_heads) * reward_forget_loss(reward_heads[:, n:], q_ref)
-            loss = loss + alpha_forget * forget_r
-            metrics["unlearn/critic_forget_loss"] = forget_r
-            metrics["unlearn/forget_q"] = reward_heads[:, n:].mean()
-        if cfg.use_cost:
-            keep_c = (cost_heads[:, :n] - y_c).pow(2).mean(1).sum()
-            loss = loss + cfg.alpha_keep * keep_c
-            metrics["unlearn/cost_critic_keep_loss"] = keep_c
-            if alpha_forget:
-                forget_c = len(cost_heads) * cost_forget_loss(
-                    cost_heads[:, n:], ctx.kappa, ctx.sigma
-                )
-                loss = loss + alpha_forget * forget_c
-                metrics["unlearn/cost_critic_forget_loss"] = forget_c
-                metrics["unlearn/forget_qc_data"] = cost_heads[:, n:].mean()
-        self._fast.optimise(self._fast.critic_optim, loss)
+        r = self._fast.reward_heads
+        metrics: dict[str, torch.Tensor] = {"unlearn/q_ref": q_ref}
+
+        def loss_of(q: torch.Tensor) -> torch.Tensor:
+            reward_heads, cost_heads = q[:r], q[r:]
+            # the agent's own Bellman regression: OSRL's MSE summed over heads
+            keep_r = (reward_heads[:, :n] - y_r).pow(2).mean(1).sum()
+            loss = cfg.alpha_keep * keep_r
+            metrics["unlearn/critic_keep_loss"] = keep_r
+            if alpha_forget:  # summed over heads, as the keep term
+                forget_r = len(reward_heads) * reward_forget_loss(reward_heads[:, n:], q_ref)
+                loss = loss + alpha_forget * forget_r
+                metrics["unlearn/critic_forget_loss"] = forget_r
+                metrics["unlearn/forget_q"] = reward_heads[:, n:].mean()
+            if cfg.use_cost:
+                keep_c = (cost_heads[:, :n] - y_c).pow(2).mean(1).sum()
+                loss = loss + cfg.alpha_keep * keep_c
+                metrics["unlearn/cost_critic_keep_loss"] = keep_c
+                if alpha_forget:
+                    forget_c = len(cost_heads) * cost_forget_loss(
+                        cost_heads[:, n:], ctx.kappa, ctx.sigma
+                    )
+                    loss = loss + alpha_forget * forget_c
+                    metrics["unlearn/cost_critic_forget_loss"] = forget_c
+                    metrics["unlearn/forget_qc_data"] = cost_heads[:, n:].mean()
+            return loss
+
+        self._fast.critics.fit(torch.cat([obs, actions], 1), loss_of)
+        self._fast.critic_optim.step()
         return _floats(metrics)
 
     def _actor_unlearning_step(
