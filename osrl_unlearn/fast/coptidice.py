@@ -83,7 +83,8 @@ class COptiDICEStep:
             e_nu_lambda, w_sa = self.optimal_w(nu_s, nu_next, rewards, costs, done)
             nu_init = nu_s * is_init / model.init_state_propotion
             w_fixed = w_sa.detach()
-            out["loss/Df"] = model.f_fn(w_fixed).mean()
+            f_w = model.f_fn(w_sa)  # OSRL evaluates it twice, on w and on w without gradient
+            out["loss/Df"] = f_w.detach().mean()
             if model.cost_ub_epsilon == 0:
                 weighted_c = (w_fixed * costs).mean()
                 chi_loss = tau_loss = d_kl = torch.zeros(1)
@@ -102,7 +103,7 @@ class COptiDICEStep:
                 chi_loss = (weights * ell).mean()
                 tau_loss = model._tau * (model.cost_ub_epsilon - d_kl.detach())
             nu_loss = (1 - model.gamma) * nu_init.mean() + (
-                w_sa * e_nu_lambda - model.alpha * model.f_fn(w_sa)
+                w_sa * e_nu_lambda - model.alpha * f_w
             ).mean()
             lmbda_loss = model._lmbda * (model.qc_thres - weighted_c.detach())
             out.update({"loss/chi_loss": chi_loss, "loss/tau_loss": tau_loss, "loss/D_kl": d_kl,
