@@ -16,8 +16,8 @@ from typing import List, Optional
 
 import numpy as np
 import pyrallis
-import yaml
 import torch
+import yaml
 
 from osrl_unlearn.benchmark.competence import competence_threshold
 from osrl_unlearn.benchmark.grid import dataset_config
@@ -59,9 +59,31 @@ class CleanProfilesConfig:
     """Where rows are appended."""
     threads: int = 1
     """torch threads."""
+    summarise: Optional[str] = None
+    """Instead of training: print one markdown table of every row in this folder's *.jsonl."""
+
+
+def summary_table(folder: str) -> str:
+    """Every measured row (label, agent, sizes, overrides, seed, step) as one markdown table."""
+    rows = [json.loads(line) for path in sorted(Path(folder).glob("*.jsonl"))
+            for line in path.read_text().splitlines() if line.strip()]  # fmt: skip
+    lines = ["| setting | agent | hidden, batch | OSRL overrides | seed | steps | norm. reward | "
+             "norm. cost | safe | competent (≥ threshold) |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        reward, cost = r["eval/normalized_reward"], r["eval/normalized_cost"]
+        lines.append(
+            f"| {r['label']} | {r['agent']} | {r['hidden']}, {r['batch_size']} | "
+            f"{json.dumps(r['osrl']) if r['osrl'] else '–'} | {r['seed']} | {r['step']} | "
+            f"{reward:.2f} | {cost:.2f} | {'yes' if cost <= 1 else 'no'} | "
+            f"{'yes' if reward >= r['competence_threshold'] else 'no'} ({r['competence_threshold']:.3f}) |"
+        )
+    return "\n".join(lines)
 
 
 def main(cfg: CleanProfilesConfig) -> None:
+    if cfg.summarise is not None:
+        print(summary_table(cfg.summarise))
+        return
     torch.set_num_threads(cfg.threads)
     data = read_hdf5(
         make_dataset(replace(dataset_config("cpu", cfg.task), show_progress=False)).path
