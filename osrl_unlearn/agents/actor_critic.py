@@ -60,19 +60,9 @@ class BEARL(_SquashedGaussianActor, ActorCriticUnlearning, _osrl.BEARL):
         return BEARLStep(self, config.actor_lr, config.critic_lr, config.critic_lr, alpha_lr)
 
     def _actor_regularizer(self, obs):
-        with torch.no_grad():
-            _, raw_data_actions = self.vae.decode_multiple(
-                obs, num_decode=self.num_samples_mmd_match
-            )
-        stacked = torch.repeat_interleave(obs, self.num_samples_mmd_match, 0)
-        _, raw_actor_actions = self.actor(stacked, return_pretanh_value=True)
-        raw_actor_actions = raw_actor_actions.view(
-            obs.shape[0], self.num_samples_mmd_match, self.action_dim
-        )
-        kernel = self.mmd_loss_laplacian if self.kernel == "laplacian" else self.mmd_loss_gaussian
-        mmd = kernel(raw_data_actions, raw_actor_actions, sigma=self.mmd_sigma)
+        mmd, _ = self._fast.mmd(obs)
         penalty = (self.log_alpha.exp() * (mmd - self.target_mmd_thresh)).mean()
-        return penalty, {"unlearn/mmd": mmd.mean().item()}
+        return penalty, {"unlearn/mmd": mmd.mean()}
 
 
 class CPQ(_SquashedGaussianActor, ActorCriticUnlearning, _osrl.CPQ):

@@ -65,13 +65,15 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
         n = obs_k.shape[0]
         with torch.no_grad():
             self._lmbda = F.softplus(self.lmbda)
-            nu = self._fast.nu_values(torch.cat([obs_k, next_k, obs_f, next_f]))
+            # nu on keep and forget states and successors, chi on forget states: one pass
+            values = self._fast.values(torch.cat([obs_k, next_k, obs_f, next_f]))
+            nu = torch.amin(values[: self._fast.nu_heads], 0)
             _, w_keep = self._fast.optimal_w(nu[:n], nu[n : 2 * n], rew_k, cost_k, done_k)
             m = obs_f.shape[0]
             _, w_forget = self._fast.optimal_w(
                 nu[2 * n : 2 * n + m], nu[2 * n + m :], rew_f, cost_f, done_f
             )
-            chi_forget = self._fast.chi_values(obs_f)
+            chi_forget = torch.amin(values[self._fast.nu_heads :, 2 * n : 2 * n + m], 0)
             reward_side = (w_forget / (w_keep.mean() + 1e-6)).clamp(max=10.0)
             cost_side = ((ctx.kappa + ctx.sigma - chi_forget) / (ctx.kappa + ctx.sigma)).clamp(0, 1)
             forget_weight = reward_side + self._cost_side_weight(cfg) * cost_side

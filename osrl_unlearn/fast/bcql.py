@@ -139,7 +139,10 @@ class BEARLStep(TwinCriticStep):
         _, _, raw = squashed_gaussian(self.model.actor_old, next_obs, noise)
         return torch.tanh(raw)  # OSRL's BEARL targets are not scaled by max_action
 
-    def actor_update(self, obs):
+    def mmd(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """BEAR's support constraint on ``obs``: the MMD (B,) between ``num_samples_mmd_match``
+        raw VAE actions and raw actor samples per state (gradient to the actor only), and the
+        first actor sample per state, squashed (OSRL's draws: VAE latents, then actor noise)."""
         model = self.model
         batch, samples = obs.shape[0], model.num_samples_mmd_match
         with torch.no_grad():
@@ -154,7 +157,11 @@ class BEARLStep(TwinCriticStep):
             model.mmd_loss_laplacian if model.kernel == "laplacian" else model.mmd_loss_gaussian
         )
         mmd = kernel(raw_data_actions, raw_actor_actions, sigma=model.mmd_sigma)
-        first = torch.tanh(raw_actor_actions[:, 0, :])
+        return mmd, torch.tanh(raw_actor_actions[:, 0, :])
+
+    def actor_update(self, obs):
+        model = self.model
+        mmd, first = self.mmd(obs)
         q, qc = self.policy_values(obs, first)
         penalty, multiplier = self.lagrangian_penalty(qc)
         alpha = model.log_alpha.exp()

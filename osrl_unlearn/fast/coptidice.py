@@ -58,11 +58,6 @@ class COptiDICEStep:
         with torch.no_grad():
             return torch.amin(self.values(obs, heads=slice(0, self.nu_heads)), 0)
 
-    def chi_values(self, obs: torch.Tensor) -> torch.Tensor:
-        """chi(s) (minimum over the chi heads), no gradient."""
-        with torch.no_grad():
-            return torch.amin(self.values(obs, heads=slice(self.nu_heads, None)), 0)
-
     def __call__(self, obs, next_obs, actions, rewards, costs, done, is_init) -> Metrics:
         """One OSRL ``update(batch)``; returns its logged values as 0-d tensors."""
         metrics = self.dual_update(obs, next_obs, rewards, costs, done, is_init)

@@ -39,8 +39,9 @@ class ActorCriticUnlearning(UnlearningMixin):
         """a = actor(s) by the agent's own action rule (gradient flows to ``actor``)."""
         raise NotImplementedError
 
-    def _actor_regularizer(self, obs) -> tuple[torch.Tensor, dict[str, float]]:
-        """The agent's behaviour regulariser on keep states (zero where it has none)."""
+    def _actor_regularizer(self, obs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The agent's behaviour regulariser on keep states (zero where it has none), and its
+        metrics as 0-d tensors."""
         return torch.zeros((), device=obs.device), {}
 
     # What the fast step gives --------------------------------------------------------------------
@@ -149,10 +150,10 @@ class ActorCriticUnlearning(UnlearningMixin):
         self._fast.optimise(self._fast.actor_optim, loss)
         metrics = {
             **_floats({"unlearn/actor_keep_loss": keep_loss, "unlearn/actor_forget_loss": forget_loss,
-                       "unlearn/forget_qc": qc[n:].mean(), "unlearn/keep_qc": qc[:n].mean()}),
+                       "unlearn/forget_qc": qc[n:].mean(), "unlearn/keep_qc": qc[:n].mean(),
+                       **reg_metrics}),
             "unlearn/multiplier": ctx.multiplier,
             **behaviour,
-            **reg_metrics,
         }  # fmt: skip
         return metrics, qc[n:].detach()
 
