@@ -171,12 +171,18 @@ class UnlearningMixin:
         logger: Logger | None = None,
         callback: Callable[[int, dict[str, float]], bool | None] | None = None,
         show_progress: bool = True,
+        batch_size: int | None = None,
+        seed: int = 0,
     ) -> UnlearningHistory:
         """Unlearns the forget set while retaining the keep set (Safe-RULE by default).
 
+        ``agent.unlearn(poisoned, steps=5000)`` is the short form: a dataset with a
+        ``poison_mask`` is split into keep and forget samplers at the agent's training scales.
+
         Args:
             keep_loader: clean data: a :class:`~osrl_unlearn.data.BatchSampler` or an iterable of
-                batches in the agent's OSRL layout.
+                batches in the agent's OSRL layout; or the poisoned
+                :class:`~osrl_unlearn.data.OfflineDataset` itself (then no forget loader).
             forget_loader: the injected (poisoned) data, same form (unused, and may be None, for
                 ``finetune`` and ``retrain``).
             method: ``safe-rule`` (default), ``reward-only``, ``trajdeleter``,
@@ -187,12 +193,19 @@ class UnlearningMixin:
             logger: anything with ``store(**metrics)`` (fsrl's loggers qualify).
             callback: called as ``callback(step, metrics)`` after every step; returning True stops.
             show_progress: show a tqdm bar with the latest losses.
+            batch_size: transitions per batch of the short form (default: the agent's training
+                batch size, else 512).
+            seed: seeds the short form's samplers (keep ``seed``, forget ``seed + 1``).
 
         Returns:
             The per-step history of losses, forget weight and forgetting gap, its wall time and
             step count.
         """
         config = method_config(method, config)
+        if hasattr(keep_loader, "poison_mask"):  # the short form: one poisoned dataset
+            keep_loader, forget_loader = self._samplers_of(
+                keep_loader, forget_loader, batch_size, seed
+            )
         for loader, name in ((keep_loader, "keep"), (forget_loader, "forget")):
             check_scales(self, loader, name)
         steps = config.steps if steps is None else steps
@@ -262,6 +275,25 @@ class UnlearningMixin:
             self.eval()
             history.wall_seconds = time.perf_counter() - started
         return history
+
+    def _samplers_of(self, data: Any, forget_loader: Any, batch_size: int | None, seed: int):
+        """Keep and forget samplers of a poisoned dataset (split by its ``poison_mask``)."""
+        from osrl_unlearn.data.sampler import unlearning_samplers
+
+        if forget_loader is not None:
+            raise UnlearningError(
+                "pass either a poisoned dataset alone (split by its poison_mask) or keep and "
+                "forget loaders, not a dataset and a forget loader."
+            )
+        if data.poison_mask is None or not data.poison_mask.any():
+            raise UnlearningError(
+                f"{data.source} has no poisoned rows (its poison_mask is missing or all False): "
+                "nothing to unlearn; pass keep and forget loaders, or a file written by "
+                "osrl-unlearn poison."
+            )
+        config = getattr(self, "osrl_config", None) or {}
+        size = batch_size or int(config.get("batch_size", 512))
+        return unlearning_samplers(data, self, size, seed)
 
     def _check_batch(self, batch: Batch, name: str, finite_checked: bool = False) -> None:
         """Refuses a batch of other observation/action widths, or (unless ``finite_checked``:

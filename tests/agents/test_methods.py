@@ -184,3 +184,24 @@ def test_actor_reset_starts_the_actor_from_fresh_weights(name, split_data):
     if hasattr(agent, "actor_old"):  # the target copy too (one soft update of equal weights)
         target = agent.actor_old.state_dict()
         assert all(torch.allclose(v, target[k]) for k, v in agent.actor.state_dict().items())
+
+
+def test_short_form_splits_a_poisoned_dataset_by_its_mask(split_data):
+    """agent.unlearn(poisoned) draws exactly what the two samplers built by hand would."""
+    from osrl_unlearn.data import OfflineDataset
+    from tests.agents.conftest import poisoned_arrays
+
+    poisoned = OfflineDataset.from_arrays(poisoned_arrays())
+    short, by_hand = make_agent("cpq"), make_agent("cpq")
+    torch.manual_seed(2)
+    short.unlearn(poisoned, steps=3, batch_size=32, seed=4, config=FAST, show_progress=False)
+    keep, forget = samplers("cpq", poisoned.split(), batch_size=32, seed=4)
+    torch.manual_seed(2)
+    by_hand.unlearn(keep, forget, steps=3, config=FAST, show_progress=False)
+    assert same(parameters(short), parameters(by_hand))
+    clean = OfflineDataset.from_arrays({k: v for k, v in poisoned_arrays().items()
+                                        if k != "poison_mask"})  # fmt: skip
+    with pytest.raises(UnlearningError, match="no poisoned rows"):
+        make_agent("cpq").unlearn(clean, steps=2, show_progress=False)
+    with pytest.raises(UnlearningError, match="not a dataset and a forget loader"):
+        make_agent("cpq").unlearn(poisoned, forget, steps=2, show_progress=False)
