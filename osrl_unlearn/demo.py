@@ -24,6 +24,10 @@ DEMO_PROFILES = {
         "agent": "bcql",
         "train_profile": "small",
         "train_steps": None,
+        # one Q head per critic and unscaled rewards: at the small profile OSRL's own config
+        # (twin heads, reward_scale 0.1) gives an unsafe clean BCQ-Lag (docs/profiles.md), this
+        # one a safe clean agent the attack visibly breaks
+        "osrl": {"num_q": 1, "num_qc": 1, "reward_scale": 1.0},
         "unlearn_steps": 5000,
         "eval_episodes": 20,
         "workers": 2,
@@ -34,6 +38,7 @@ DEMO_PROFILES = {
         "agent": "cpq",
         "train_profile": "quick",
         "train_steps": 30,
+        "osrl": {},
         "unlearn_steps": 10,
         "eval_episodes": 2,
         "workers": 2,
@@ -187,7 +192,7 @@ def run_demo(cfg: DemoConfig) -> int:
     print(f"[2/{steps_total}] {cfg.attack} attack, {cfg.ratio:.0%} injected")
     poisoned_path = poisoned_file(clean.path, cfg, profile)
 
-    settings = profile_settings(profile["train_profile"], agent=profile["agent"],
+    settings = profile_settings(profile["train_profile"], agent=profile["agent"], osrl=profile["osrl"],
                                 steps=profile["train_steps"], seed=cfg.seed)  # fmt: skip
     print(f"[3/{steps_total}] {settings.agent} trained ({settings.steps} steps of OSRL's training step) "
           "on the clean and on the poisoned file")  # fmt: skip
