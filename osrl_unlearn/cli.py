@@ -19,7 +19,13 @@ from typing import Any, List, Optional, Union, get_args, get_origin
 
 import pyrallis
 
-from osrl_unlearn.errors import ConfigError, UserError, describe_os_error, find_user_error
+from osrl_unlearn.errors import (
+    ConfigError,
+    UserError,
+    describe_os_error,
+    describe_yaml_error,
+    find_user_error,
+)
 from osrl_unlearn.unlearn.config import SafeRuleConfig
 
 USER_ERRORS = (UserError, FileExistsError)
@@ -622,11 +628,8 @@ def _check_config_file(command: str, path: str, types: dict[str, Any]) -> set[st
     try:
         content = yaml.safe_load(file.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(
-            f"--config_path {path}: not valid YAML ({where}{problem}); fix the file."
+            f"--config_path {path}: not valid YAML ({describe_yaml_error(exc)}); fix the file."
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--config_path {path}: cannot be read ({exc}).") from None

@@ -27,6 +27,13 @@ NO_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 NO_ACCESS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
+def describe_yaml_error(exc: Exception) -> str:
+    """Where and what a YAML parse error is, in one line (``line 3: found ...``)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    return where + (getattr(exc, "problem", None) or str(exc).splitlines()[0])
+
+
 def mount_point(path: str | os.PathLike) -> Path:
     """The mount point of the file system ``path`` lies on (of its closest existing parent)."""
     path = Path(os.path.abspath(path))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import yaml
 
-from osrl_unlearn.errors import UserError
+from osrl_unlearn.errors import UserError, describe_yaml_error
 from osrl_unlearn.tasks import get_task
 
 COMMON_KEYS = ("a_hidden_sizes", "c_hidden_sizes", "gamma", "cost_limit", "episode_len")
@@ -78,12 +78,9 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     try:
         config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CheckpointError(
-            f"{path}: not valid YAML ({where}{problem}); fix the file or pass another OSRL run "
-            "folder."
+            f"{path}: not valid YAML ({describe_yaml_error(exc)}); fix the file or pass another "
+            "OSRL run folder."
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: cannot be read ({exc}); pass an OSRL run folder.") from None
