@@ -17,13 +17,12 @@ import torch
 from tqdm.auto import tqdm
 
 from osrl_unlearn.agents.checkpoint import build_agent
-from osrl_unlearn.agents.osrl_configs import osrl_train_config, trainer_learning_rates
+from osrl_unlearn.agents.osrl_configs import osrl_train_config
 from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for
 from osrl_unlearn.fast import learning_rates
-from osrl_unlearn.stack import import_fsrl, import_osrl_algorithms
+from osrl_unlearn.stack import import_fsrl
 from osrl_unlearn.tasks import get_task
-
-OSRL_PREFIX = {"bcql": "BCQL", "bearl": "BEARL", "cpq": "CPQ", "coptidice": "COptiDICE"}
+from osrl_unlearn.trainers import make_trainer, osrl_trainer  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -85,50 +84,6 @@ def training_config(data: OfflineDataset, settings: TrainSettings) -> dict[str, 
         config.update(learning_rates(settings.agent, settings.learning_rate))
     config.update(settings.osrl)
     return config
-
-
-def osrl_trainer(
-    agent: str, model, logger=None, learning_rate: float | None = None, **rates: float
-):
-    """OSRL's own trainer for ``model`` (it builds the optimizers, as OSRL's scripts do), with
-    the trainer arguments ``rates``; every network's learning rate ``learning_rate`` when given.
-    Rates not given keep OSRL's trainer defaults."""
-    trainer_class = getattr(import_osrl_algorithms(), f"{OSRL_PREFIX[agent]}Trainer")
-    kwargs = {} if logger is None else {"logger": logger}
-    rates = {**rates, **learning_rates(agent, learning_rate)}
-    return trainer_class(model, env=None, **kwargs, **rates)
-
-
-class _OSRLSteps:
-    """OSRL's trainer behind ``train_one_step(*batch)`` for every agent (COptiDICE's takes the
-    batch as one tuple)."""
-
-    def __init__(self, agent: str, trainer) -> None:
-        self.trainer = trainer
-        self.single_batch = agent == "coptidice"
-
-    def train_one_step(self, *batch: torch.Tensor) -> None:
-        self.trainer.train_one_step(batch) if self.single_batch else self.trainer.train_one_step(
-            *batch
-        )
-
-
-def make_trainer(trainer: str, agent: str, model, logger=None, learning_rate: float | None = None):
-    """The training step ``trainer`` (``fast`` or ``osrl``) for ``model``: ``train_one_step(*batch)``.
-
-    Learning rates: ``learning_rate`` for every network when given; else those of the model's
-    OSRL training config (``model.osrl_config``, set when it was built), else OSRL's defaults.
-    """
-    from osrl_unlearn.errors import ConfigError
-    from osrl_unlearn.fast import TRAINERS, FastTrainer
-
-    rates = trainer_learning_rates(agent, getattr(model, "osrl_config", {}))
-    rates.update(learning_rates(agent, learning_rate))
-    if trainer == "fast":
-        return FastTrainer(agent, model, logger, **rates)
-    if trainer == "osrl":
-        return _OSRLSteps(agent, osrl_trainer(agent, model, logger, **rates))
-    raise ConfigError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
 
 
 def train_agent(

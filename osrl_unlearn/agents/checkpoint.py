@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import yaml
 
+from osrl_unlearn.agents.actor_critic import BCQL, BEARL, CPQ
+from osrl_unlearn.agents.coptidice import COptiDICE
 from osrl_unlearn.errors import UserError, describe_yaml_error
 from osrl_unlearn.tasks import get_task
 
@@ -32,13 +34,15 @@ AGENT_KEYS = {
 """The ``config.yaml`` keys OSRL's ``examples/eval/eval_<algo>.py`` rebuilds each agent from."""
 
 
+AGENTS = {"bcql": BCQL, "bearl": BEARL, "cpq": CPQ, "coptidice": COptiDICE}
+"""Agent name -> our subclass of OSRL's agent."""
+
+
 class CheckpointError(UserError):
     """A run folder that cannot be loaded; the message says what is wrong."""
 
 
 def agent_class(name: str) -> type:
-    from osrl_unlearn.agents import AGENTS
-
     try:
         return AGENTS[name.lower()]
     except KeyError:

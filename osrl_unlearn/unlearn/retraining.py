@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from osrl_unlearn.unlearn.loop import Logger, UnlearningHistory, all_finite, draw_batches
+from osrl_unlearn.unlearn.base import Logger, UnlearningHistory, all_finite, draw_batches
 
 
 class _StepRecorder:
@@ -69,7 +69,7 @@ def train_on_keep(
 ) -> UnlearningHistory:
     """Runs ``steps`` training steps on keep batches (``method`` is finetune or retrain) with the
     ``trainer`` step (``fast`` or ``osrl``)."""
-    from osrl_unlearn.training import make_trainer
+    from osrl_unlearn.trainers import make_trainer
 
     history = UnlearningHistory(method=method)
     batches = draw_batches(keep_loader, steps, "keep")
