@@ -16,8 +16,8 @@ from osrl_unlearn.fast.networks import (
     soft_update,
     vae_decode,
     vae_encode,
-    vae_loss,
 )
+from osrl_unlearn.losses import vae_loss
 
 Metrics = dict[str, torch.Tensor]
 

@@ -69,15 +69,6 @@ def latent_noise(rows: int, latent_dim: int) -> torch.Tensor:
     return torch.randn((rows, latent_dim)).clamp(-0.5, 0.5)
 
 
-def vae_loss(
-    recon: torch.Tensor, actions: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, beta: float
-) -> torch.Tensor:
-    """OSRL's ``vae_loss``: reconstruction MSE + beta * KL(N(mean, std) || N(0, 1))."""
-    recon_loss = F.mse_loss(recon, actions)
-    kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
-    return recon_loss + beta * kl
-
-
 def squashed_gaussian(
     actor: nn.Module, obs: torch.Tensor, noise: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
