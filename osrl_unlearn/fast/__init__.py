@@ -51,7 +51,6 @@ class FastTrainer:
         self.agent = agent
         self.model = model
         self.logger = logger
-        self.single_batch = agent == "coptidice"
         self._step = _STEPS[agent](model, **{**_OSRL_DEFAULTS[agent], **learning_rates})
 
     def train_one_step(self, *batch: torch.Tensor) -> Metrics:

@@ -54,43 +54,26 @@ class CPQStep(ActorCriticStep):
 
     @torch.no_grad()
     def backups(self, obs, next_obs, rewards, costs, done):
-        """(2, B) Bellman targets (reward, cost) and qc_ood, CPQ's out-of-distribution
-        cost value."""
-        model = self.model
-        batch, samples, r = obs.shape[0], model.sample_action_num, self.reward_heads
-        mu, std, _ = squashed_gaussian(model.actor, torch.cat([next_obs, obs]), None)
-        next_mu, next_std, mu, std = mu[:batch], std[:batch], mu[batch:], std[batch:]
-        reward_next = self._sampled_action(next_mu, next_std)
-        cost_next = self._sampled_action(next_mu, next_std)
+        """(2, B) Bellman targets (reward, cost) and qc_ood, CPQ's out-of-distribution cost
+        value, with OSRL's draws in OSRL's order (the backups' next actions first)."""
+        model, samples = self.model, self.model.sample_action_num
+        backups = self.bellman_backups(next_obs, rewards, costs, done)
+        mu, std, _ = squashed_gaussian(model.actor, obs, None)
         torch.randn(mu.shape)  # the action of actor(obs) that OSRL draws and does not use
         ood_actions = (mu + std * torch.randn((samples, *mu.shape))).reshape(-1, model.action_dim)
         ood_obs = obs.repeat(samples, 1)
         ood_mean, ood_std = vae_encode(model.vae, ood_obs, ood_actions)
         torch.randn(ood_std.shape)  # the VAE's latent noise on them (its decoding is unused)
-        # reward heads see (s', a'_1); cost heads see (s', a'_1) for the gate, (s', a'_2) for
-        # their own backup and the out-of-distribution pairs
-        q_targ = self.targets(torch.cat([next_obs, reward_next], 1), heads=slice(0, r))
-        cost_inputs = torch.cat(
-            [
-                torch.cat([next_obs, reward_next], 1),
-                torch.cat([next_obs, cost_next], 1),
-                torch.cat([ood_obs, ood_actions], 1),
-            ]
+        qc_sampled = torch.amin(
+            self.targets(
+                torch.cat([ood_obs, ood_actions], 1), heads=slice(self.reward_heads, None)
+            ),
+            0,
         )
-        qc_targ = torch.amin(self.targets(cost_inputs, heads=slice(r, None)), 0)
-        gate, qc_next, qc_sampled = (
-            qc_targ[:batch],
-            qc_targ[batch : 2 * batch],
-            qc_targ[2 * batch :],
-        )
-        reward_backup = rewards + model.gamma * (1 - done) * (gate <= model.q_thres) * torch.amin(
-            q_targ, 0
-        )
-        cost_backup = costs + model.gamma * qc_next
         kl = -0.5 * (1 + torch.log(ood_std.pow(2)) - ood_mean.pow(2) - ood_std.pow(2)).mean(1)
-        kl = kl.reshape(samples, batch)
-        qc_ood = ((kl >= torch.quantile(kl, 0.75)) * qc_sampled.reshape(samples, batch)).mean(0)
-        return torch.stack([reward_backup, cost_backup]), qc_ood
+        kl = kl.reshape(samples, obs.shape[0])
+        qc_ood = ((kl >= torch.quantile(kl, 0.75)) * qc_sampled.reshape(kl.shape)).mean(0)
+        return backups, qc_ood
 
     def __call__(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:
         """One OSRL ``train_one_step``; returns its logged values as 0-d tensors."""
