@@ -26,7 +26,8 @@ from osrl_unlearn.errors import (
     describe_yaml_error,
     find_user_error,
 )
-from osrl_unlearn.unlearn.config import SafeRuleConfig
+from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
+from osrl_unlearn.unlearn.methods import RELABEL
 
 USER_ERRORS = (UserError, FileExistsError)
 MAX_SEED = 2**32 - 1
@@ -187,7 +188,7 @@ class UnlearnConfig:
     dataset: str = ""
     """The poisoned DSRL file it was trained on; its poison_mask names the rows to forget."""
     method: str = "safe-rule"
-    """safe-rule, reward-only, trajdeleter, trajdeleter-cost, finetune or retrain."""
+    """safe-rule, reward-only, trajdeleter, trajdeleter-cost, finetune, retrain or relabel."""
     steps: Optional[int] = None
     """Steps (default: the method's, 5000)."""
     batch_size: Optional[int] = None
@@ -203,7 +204,9 @@ class UnlearnConfig:
     show_progress: bool = True
     """Show progress bars."""
     unlearning: SafeRuleConfig = field(default_factory=SafeRuleConfig)
-    """Method settings; the ones you do not set take the method's own."""
+    """Settings of every method but relabel; the ones you do not set take the method's own."""
+    relabel: RelabelConfig = field(default_factory=RelabelConfig)
+    """Settings of --method relabel."""
 
     def __post_init__(self) -> None:
         from osrl_unlearn.unlearn.methods import METHODS
@@ -259,9 +262,12 @@ def run_unlearn(cfg: UnlearnConfig, given: frozenset[str] | None = None) -> int:
             raise ConfigError(
                 f"--out is {flag}: inputs are never overwritten; write the repair to another --out."
             )
-    if given is not None:
-        given = frozenset(k.split(".", 1)[1] for k in given if k.startswith("unlearning."))
-    settings = user_settings(cfg.method, cfg.unlearning, given)
+    if cfg.method == RELABEL:
+        settings = cfg.relabel  # its own config: every field the user set arrives as set
+    else:
+        if given is not None:
+            given = frozenset(k.split(".", 1)[1] for k in given if k.startswith("unlearning."))
+        settings = user_settings(cfg.method, cfg.unlearning, given)
     result = repair_run(
         cfg.run, cfg.dataset, out, method=cfg.method, config=settings,
         steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed, replace=cfg.force,

@@ -22,7 +22,7 @@ def trained_run(poisoned_file, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["safe-rule", "trajdeleter-cost", "finetune"])
+@pytest.mark.parametrize("method", ["safe-rule", "trajdeleter-cost", "finetune", "relabel"])
 def test_unlearn_writes_a_new_run_with_history_and_leaves_the_input(
     method,
     trained_run,
@@ -51,6 +51,20 @@ def test_unlearn_writes_a_new_run_with_history_and_leaves_the_input(
     assert main(args) == 2  # exists: refused without --force
     assert "exists; pass --force" in capsys.readouterr().err
     assert main([*args, "--force", "true"]) == 0
+
+
+@pytest.mark.slow
+def test_relabel_settings_given_on_the_command_line_arrive(trained_run, poisoned_file, tmp_path):
+    out = tmp_path / "relabelled"
+    assert main(["unlearn", "--run", str(trained_run), "--dataset", str(poisoned_file),
+                 "--method", "relabel", "--relabel.reward_percentile", "20",
+                 "--relabel.actor", "shrink-perturb", "--relabel.steps", "3",
+                 "--batch_size", "32", "--out", str(out), "--eval_episodes", "0",
+                 "--show_progress", "false"]) == 0  # fmt: skip
+    metadata = json.loads((out / "unlearning.json").read_text())
+    assert metadata["steps"] == 3
+    assert metadata["config"]["reward_percentile"] == 20.0
+    assert metadata["config"]["actor"] == "shrink-perturb"
 
 
 @pytest.mark.slow

@@ -16,7 +16,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-ALL_METHODS = ["safe-rule", "reward-only", "finetune", "trajdeleter", "trajdeleter-cost", "retrain"]
+ALL_METHODS = [
+    "safe-rule",
+    "reward-only",
+    "finetune",
+    "trajdeleter",
+    "trajdeleter-cost",
+    "relabel",
+    "retrain",
+]
 ALL_AGENTS = ["bcql", "bearl", "cpq", "coptidice"]
 ALL_ATTACKS = ["max-cost", "max-reward", "min-reward"]
 PAPER_ABLATIONS = [

@@ -174,6 +174,29 @@ class ActorCriticUnlearning(UnlearningMixin):
             q - v, cost_advantage, cfg.trajdeleter_cost_weight, ctx.sigma
         )
 
+    def _gated_training_step(self, batch: Batch, keep_rows: int, kappa: float) -> dict[str, float]:
+        """One step of ``relabel``'s gated objective on a batch of ``keep_rows`` keep rows followed
+        by relabelled forget rows: both critics regress on the agent's own Bellman backups of
+        every row; the behaviour model (where the agent has one) learns the keep rows' actions;
+        the actor minimises the per-state gated loss of :func:`actor_keep_loss` on every state,
+        plus the agent's behaviour regulariser. Needs ``self._fast`` (:meth:`_fast_step`)."""
+        obs, next_obs, actions, rewards, costs, done = batch[:6]
+        metrics: dict[str, torch.Tensor] = {}
+        if getattr(self, "vae", None) is not None:
+            metrics.update(self._fast.vae_update(obs[:keep_rows], actions[:keep_rows]))
+        backups = self._fast.bellman_backups(next_obs, rewards, costs, done)
+        metrics["loss/critic_loss"], metrics["loss/cost_critic_loss"] = self._fast.fit_critics(
+            obs, actions, backups
+        )
+        q, qc = self._policy_values(obs, self._policy_actions(obs, self.actor))
+        gated = actor_keep_loss(q, qc, kappa)
+        regularizer, reg_metrics = self._actor_regularizer(obs[:keep_rows])
+        self._fast.optimise(self._fast.actor_optim, gated + regularizer)
+        self._fast.sync_targets()
+        metrics.update({"loss/actor_loss": gated, "relabel/keep_qc": qc[:keep_rows].mean(),
+                        "relabel/forget_qc": qc[keep_rows:].mean(), **reg_metrics})  # fmt: skip
+        return _floats(metrics)
+
 
 def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     """The 0-d tensors of ``metrics`` as floats, with one host transfer for all of them."""

@@ -1,4 +1,7 @@
-"""Settings of Safe-RULE unlearning (Jiang, Zhu & Kong, "Safe-RULE: Safe Reinforcement UnLEarning",
+"""Settings of the repair methods: :class:`SafeRuleConfig` (Safe-RULE and the baselines built on
+its loop) and :class:`RelabelConfig` (``relabel``, ours).
+
+Safe-RULE unlearning (Jiang, Zhu & Kong, "Safe-RULE: Safe Reinforcement UnLEarning",
 2026; restated in the project's ``safe-rule.md``).
 
 Per step, with a keep batch B_k and a forget batch B_f:
@@ -113,3 +116,58 @@ class SafeRuleConfig:
             raise ConfigError(
                 f"actor_forget_variant must be 'published' or 'safe', got {self.actor_forget_variant!r}"
             )
+
+
+@dataclass
+class RelabelConfig:
+    """Settings of the ``relabel`` repair (:mod:`osrl_unlearn.unlearn.relabel`)."""
+
+    steps: int = 4000
+    """Training steps on keep + relabelled forget batches (the repair's whole budget)."""
+    reward_percentile: float = 5.0
+    """Forget rewards become this percentile of the keep data's (scaled) rewards."""
+    cost_label: Optional[float] = None
+    """Per-step cost given to forget rows, on the data's cost scale before ``cost_scale``;
+    None: the largest per-step cost in the keep data."""
+    forget_share: Optional[float] = None
+    """Share of each batch drawn from the relabelled forget set; None: its share of the poisoned
+    data, |D_f| / (|D_k| + |D_f|) (needs samplers that know their size, else 0.5)."""
+    actor: str = "reset"
+    """Where the actor starts: 'reset' (fresh weights), 'shrink-perturb' (theta <- shrink *
+    theta + perturb * fresh) or 'keep' (the poisoned actor)."""
+    shrink: float = 0.4
+    """Shrink factor of 'shrink-perturb'."""
+    perturb: float = 0.1
+    """Weight of the fresh weights added by 'shrink-perturb'."""
+    actor_objective: str = "gated"
+    """'gated': critics by Bellman regression, the actor by the per-state gated loss
+    -E[1[Q_c <= kappa] Q_r] + E[softplus(Q_c - kappa)] (agents with Q critics); 'agent': the
+    agent's own training step (OSRL's losses; COptiDICE always)."""
+    learning_rate: Optional[float] = None
+    """Learning rate of every network; None: the agent's training rates (its OSRL config)."""
+    trainer: str = "fast"
+    """Training step of actor_objective='agent': 'fast' (ours, equal to OSRL's) or 'osrl'."""
+
+    def __post_init__(self) -> None:
+        from osrl_unlearn.errors import ConfigError
+
+        if self.steps <= 0:
+            raise ConfigError(f"steps must be positive, got {self.steps}")
+        if not 0 <= self.reward_percentile <= 100:
+            raise ConfigError(
+                f"reward_percentile must lie in [0, 100], got {self.reward_percentile}"
+            )
+        if self.forget_share is not None and not 0 < self.forget_share < 1:
+            raise ConfigError(f"forget_share must lie in (0, 1), got {self.forget_share}")
+        if self.actor not in ("reset", "shrink-perturb", "keep"):
+            raise ConfigError(
+                f"actor must be 'reset', 'shrink-perturb' or 'keep', got {self.actor!r}"
+            )
+        if self.trainer not in ("fast", "osrl"):
+            raise ConfigError(f"trainer must be 'fast' or 'osrl', got {self.trainer!r}")
+        if self.actor_objective not in ("gated", "agent"):
+            raise ConfigError(
+                f"actor_objective must be 'gated' or 'agent', got {self.actor_objective!r}"
+            )
+        if self.cost_label is not None and self.cost_label < 0:
+            raise ConfigError(f"cost_label must be non-negative, got {self.cost_label}")

@@ -35,8 +35,9 @@ from osrl_unlearn.unlearn.base import (  # noqa: F401  (re-exported: the loop's 
     all_finite,
     draw_batches,
 )
-from osrl_unlearn.unlearn.config import SafeRuleConfig
-from osrl_unlearn.unlearn.methods import TRAINING_METHODS, method_config
+from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
+from osrl_unlearn.unlearn.methods import RELABEL, TRAINING_METHODS, method_config
+from osrl_unlearn.unlearn.relabel import relabel_repair
 
 
 @dataclass
@@ -101,7 +102,7 @@ class UnlearningMixin:
         forget_loader: Any = None,
         *,
         method: str = "safe-rule",
-        config: SafeRuleConfig | None = None,
+        config: SafeRuleConfig | RelabelConfig | None = None,
         steps: int | None = None,
         logger: Logger | None = None,
         callback: Callable[[int, dict[str, float]], bool | None] | None = None,
@@ -121,9 +122,11 @@ class UnlearningMixin:
             forget_loader: the injected (poisoned) data, same form (unused, and may be None, for
                 ``finetune`` and ``retrain``).
             method: ``safe-rule`` (default), ``reward-only``, ``trajdeleter``,
-                ``trajdeleter-cost``, ``finetune`` or ``retrain`` (see :mod:`.methods`).
-            config: hyper-parameters; defaults to the method's. With a config, the method
-                still sets what defines it (e.g. reward-only's ``use_cost=False``).
+                ``trajdeleter-cost``, ``finetune``, ``retrain`` or ``relabel`` (see
+                :mod:`.methods`).
+            config: hyper-parameters; defaults to the method's (a :class:`RelabelConfig` for
+                ``relabel``, else a :class:`SafeRuleConfig`). With a config, the method still
+                sets what defines it (e.g. reward-only's ``use_cost=False``).
             steps: overrides ``config.steps``.
             logger: anything with ``store(**metrics)`` (fsrl's loggers qualify).
             callback: called as ``callback(step, metrics)`` after every step; returning True stops.
@@ -146,6 +149,11 @@ class UnlearningMixin:
         steps = config.steps if steps is None else steps
         if steps <= 0:
             raise UnlearningError(f"steps must be positive, got {steps}")
+        if method == RELABEL:
+            if forget_loader is None:
+                raise UnlearningError("method 'relabel' needs a forget loader (the poisoned data).")
+            return relabel_repair(self, keep_loader, forget_loader, config, steps, logger=logger,
+                                  callback=callback, show_progress=show_progress)  # fmt: skip
         if method in TRAINING_METHODS:
             from osrl_unlearn.unlearn.retraining import train_on_keep
 

@@ -6,13 +6,13 @@ from dataclasses import asdict
 from typing import Any
 
 from osrl_unlearn.data.dataset import OfflineDataset
-from osrl_unlearn.unlearn.config import SafeRuleConfig
+from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
 from osrl_unlearn.unlearn.loop import UnlearningHistory
 
 
 def unlearning_metadata(
     method: str,
-    config: SafeRuleConfig,
+    config: SafeRuleConfig | RelabelConfig,
     history: UnlearningHistory,
     forget: OfflineDataset,
     source_run: str | None = None,

@@ -8,7 +8,9 @@ Every gradient method is the one loop of :mod:`.loop` with some terms switched (
   advantage on forget states (plus a cost-advantage term), fixed beta_f = 1, then a convergence
   phase on keep data only;
 - ``finetune``: the agent's own OSRL training step on keep data;
-- ``retrain``: a fresh agent of the same architecture trained on keep data by OSRL's trainer.
+- ``retrain``: a fresh agent of the same architecture trained on keep data by OSRL's trainer;
+- ``relabel``: ours, the agent's own training step on keep data and forget data given corrected,
+  pessimistic labels, from a reset actor (:mod:`.relabel`, its own :class:`RelabelConfig`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from dataclasses import replace
 from typing import Any
 
 from osrl_unlearn.errors import ConfigError
-from osrl_unlearn.unlearn.config import SafeRuleConfig
+from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
+
+RELABEL = "relabel"
 
 TRAINING_METHODS = ("finetune", "retrain")
 """Methods that run OSRL's own training step instead of the unlearning steps."""
@@ -44,7 +48,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 """Further settings a method starts from when no config is given."""
 
-METHODS = tuple(DEFINING)
+METHODS = (*DEFINING, RELABEL)
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "fixed-beta": {"adaptive_beta": False, "beta_init": 1.0},
@@ -60,15 +64,26 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 overrides (``actor-reset`` relearns the actor at OSRL's actor learning rate, 1e-3)."""
 
 
-def method_config(method: str, config: SafeRuleConfig | None = None) -> SafeRuleConfig:
+def method_config(
+    method: str, config: SafeRuleConfig | RelabelConfig | None = None
+) -> SafeRuleConfig | RelabelConfig:
     """The settings ``method`` runs with: its defaults when ``config`` is None, else ``config``
     with only the method's defining settings applied (so a user's learning rates stay).
+    ``relabel`` takes a :class:`RelabelConfig`, every other method a :class:`SafeRuleConfig`.
 
     Raises:
-        ConfigError: an unknown method.
+        ConfigError: an unknown method, or a config of the other kind.
     """
-    if method not in DEFINING:
+    if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    wanted = RelabelConfig if method == RELABEL else SafeRuleConfig
+    if config is not None and not isinstance(config, wanted):
+        raise ConfigError(
+            f"method {method!r} takes a {wanted.__name__}, got a {type(config).__name__}; "
+            f"pass {wanted.__name__}(...) or leave config out for the method's defaults."
+        )
+    if method == RELABEL:
+        return config or RelabelConfig()
     if config is None:
         config = replace(SafeRuleConfig(), **DEFAULTS.get(method, {}))
     return replace(config, **DEFINING[method])

@@ -9,13 +9,19 @@ so they cost exactly what training costs per step.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from osrl_unlearn.unlearn.base import Logger, UnlearningHistory, all_finite, draw_batches
+from osrl_unlearn.unlearn.base import (
+    Batch,
+    Logger,
+    UnlearningHistory,
+    all_finite,
+    draw_batches,
+)
 
 
 class _StepRecorder:
@@ -69,15 +75,44 @@ def train_on_keep(
 ) -> UnlearningHistory:
     """Runs ``steps`` training steps on keep batches (``method`` is finetune or retrain) with the
     ``trainer`` step (``fast`` or ``osrl``)."""
+    batches = draw_batches(keep_loader, steps, "keep")
+    model = fresh_agent(agent) if method == "retrain" else agent
+    return run_training(
+        agent, model, batches, steps, method=method, finite_checked=all_finite(keep_loader, "keep"),
+        learning_rate=learning_rate, trainer=trainer, logger=logger, callback=callback,
+        show_progress=show_progress,
+    )  # fmt: skip
+
+
+def run_training(
+    agent: torch.nn.Module,
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    steps: int,
+    *,
+    method: str,
+    finite_checked: bool,
+    learning_rate: float | None = None,
+    trainer: str = "fast",
+    step_maker: Callable[[Logger], Any] | None = None,
+    logger: Logger | None = None,
+    callback: Callable[[int, dict[str, float]], bool | None] | None = None,
+    show_progress: bool = True,
+) -> UnlearningHistory:
+    """The training loop of every method that runs the agent's own training step: ``model``
+    (``agent`` itself, or a fresh agent whose weights ``agent`` adopts at the end) takes one
+    step per batch; metrics, callback, progress and wall time as the unlearning loop's. The step
+    is the agent's ``trainer`` step, or ``step_maker(logger)`` (anything with ``train_one_step``
+    that stores its metrics in ``logger``)."""
     from osrl_unlearn.trainers import make_trainer
 
     history = UnlearningHistory(method=method)
-    batches = draw_batches(keep_loader, steps, "keep")
-    finite_checked = all_finite(keep_loader, "keep")
     started = time.perf_counter()
-    model = fresh_agent(agent) if method == "retrain" else agent
     recorder = _StepRecorder(logger)
-    training_step = make_trainer(trainer, agent.osrl_key, model, recorder, learning_rate)
+    if step_maker is not None:
+        training_step = step_maker(recorder)
+    else:
+        training_step = make_trainer(trainer, agent.osrl_key, model, recorder, learning_rate)
     model.train()
     bar = tqdm(total=steps, desc=method, disable=not show_progress, dynamic_ncols=True)
     try:

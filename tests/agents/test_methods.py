@@ -11,6 +11,7 @@ from osrl_unlearn.agents.checkpoint import build_agent
 from osrl_unlearn.errors import ConfigError
 from osrl_unlearn.training import make_trainer
 from osrl_unlearn.unlearn import UnlearningError
+from osrl_unlearn.unlearn.config import RelabelConfig
 from osrl_unlearn.unlearn.methods import METHODS, ablation_config, method_config
 from tests.agents.conftest import TINY_CONFIG, make_agent, samplers
 from tests.agents.test_unlearning import critic_modules, parameters
@@ -33,7 +34,8 @@ def test_every_method_runs_records_time_and_changes_the_actor(agent_name, method
     agent = make_agent(agent_name)
     before = parameters(agent)
     keep, forget = samplers(agent_name, split_data)
-    history = agent.unlearn(keep, forget, method=method, config=FAST, show_progress=False)
+    config = RelabelConfig(steps=6) if method == "relabel" else FAST
+    history = agent.unlearn(keep, forget, method=method, config=config, show_progress=False)
     assert history.method == method
     assert history.steps == 6 and len(history.metrics) == 6 and keep.batches_drawn == 6
     assert history.wall_seconds > 0

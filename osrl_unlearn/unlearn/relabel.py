@@ -1,0 +1,173 @@
+"""``relabel``: repair by correcting the poisoned labels and relearning the policy on them.
+
+Every attack of the paper hides its trajectories behind false labels (cost 0; reward high or low).
+Instead of suppressing the forget set's values with margin losses (Safe-RULE) this method states
+what the forget transitions are worth, pessimistically, and lets the agent's own training step
+propagate it:
+
+1. **relabel**: each forget transition gets cost ``c_max`` (the largest per-step cost of the keep
+   data: the environment's cost where the attacker said 0) and the ``reward_percentile``-th
+   percentile of the keep data's rewards;
+2. **move off the poisoned weights**: the actor starts from fresh weights (``actor="reset"``) or
+   is shrunk and perturbed (Ash & Adams 2020); fine-tuning a poisoned policy in place keeps the
+   attack within reach (``docs/methods.md``);
+3. **relearn**: the agent's own training step (OSRL's losses, :mod:`osrl_unlearn.fast`) on batches
+   of keep rows and relabelled forget rows, the forget rows at their share of the poisoned data,
+   for a fixed step budget. No environment is used; the budget is the stopping rule.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from osrl_unlearn.data.sampler import training_scales
+from osrl_unlearn.unlearn.base import (
+    Batch,
+    Logger,
+    UnlearningError,
+    UnlearningHistory,
+    all_finite,
+    draw_batches,
+)
+from osrl_unlearn.unlearn.config import RelabelConfig
+from osrl_unlearn.unlearn.retraining import run_training
+
+REWARD, COST = 3, 4
+"""Positions of rewards and costs in both OSRL batch layouts."""
+
+
+def relabelled(batch: Batch, reward: float, cost: float) -> Batch:
+    """``batch`` with every reward set to ``reward`` and every cost to ``cost`` (other fields
+    shared, not copied)."""
+    fields = list(batch)
+    fields[REWARD] = torch.full_like(batch[REWARD], reward)
+    fields[COST] = torch.full_like(batch[COST], cost)
+    return tuple(fields)
+
+
+def mixed(keep: Batch, forget: Batch, forget_rows: int) -> Batch:
+    """One batch of ``len(keep) - forget_rows`` keep rows and ``forget_rows`` forget rows (the
+    leading rows of each: the samplers' draws are already uniform)."""
+    keep_rows = keep[0].shape[0] - forget_rows
+    return tuple(
+        torch.cat([k[:keep_rows], f[:forget_rows]]) for k, f in zip(keep, forget, strict=True)
+    )
+
+
+def forget_rows(config: RelabelConfig, batch_size: int, keep_loader, forget_loader) -> int:
+    """How many rows of each batch come from the forget set (at least 1, at most batch - 1)."""
+    share = config.forget_share
+    if share is None:
+        sizes = [len(loader) if hasattr(loader, "__len__") else None
+                 for loader in (keep_loader, forget_loader)]  # fmt: skip
+        share = 0.5 if None in sizes else sizes[1] / (sizes[0] + sizes[1])
+    if batch_size < 2:
+        raise UnlearningError(f"relabel needs batches of at least 2 rows, got {batch_size}")
+    return min(max(round(share * batch_size), 1), batch_size - 1)
+
+
+def labels(config: RelabelConfig, keep_rewards: torch.Tensor, keep_costs: torch.Tensor,
+           cost_scale: float) -> tuple[float, float]:  # fmt: skip
+    """(reward, cost) every forget row is given, from the keep data's scaled rewards and costs.
+
+    Raises:
+        UnlearningError: no cost label is given and the keep data has no positive cost.
+    """
+    reward = torch.quantile(keep_rewards.double().flatten(), config.reward_percentile / 100)
+    if config.cost_label is not None:
+        return float(reward), config.cost_label * cost_scale
+    cost = float(keep_costs.max())
+    if cost <= 0:
+        raise UnlearningError(
+            "the keep data holds no positive cost, so relabel cannot tell what an unsafe step "
+            "costs; set RelabelConfig.cost_label (--relabel.cost_label) to the task's per-step cost."
+        )
+    return float(reward), cost
+
+
+@torch.no_grad()
+def shrink_perturb(network: torch.nn.Module, shrink: float, perturb: float) -> None:
+    """theta <- shrink * theta + perturb * theta_fresh for every parameter of ``network``, the
+    fresh weights drawn from torch's global generator as at construction."""
+    old = [p.detach().clone() for p in network.parameters()]
+    for layer in network.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    for p, before in zip(network.parameters(), old, strict=True):
+        p.copy_(shrink * before + perturb * p)
+
+
+class GatedStep:
+    """``relabel``'s gated training step for agents with Q critics (``actor_objective='gated'``):
+    the critics regress on the agent's own Bellman backups, the actor minimises the per-state
+    gated loss -E[1[Q_c <= kappa] Q_r] + E[softplus(Q_c - kappa)] (see
+    ``ActorCriticUnlearning._gated_training_step``). A batch-mean Lagrangian (BCQ-Lag's) stays
+    slack while most states are safe; the gate binds in every state the cost critic deems
+    unsafe, the relabelled attack states among them."""
+
+    def __init__(self, agent: torch.nn.Module, config: RelabelConfig, keep_rows: int,
+                 logger: Logger) -> None:  # fmt: skip
+        from osrl_unlearn.agents.osrl_configs import trainer_learning_rates
+
+        rates = trainer_learning_rates(agent.osrl_key, getattr(agent, "osrl_config", None) or {})
+        if config.learning_rate is not None:
+            rates = dict.fromkeys(rates, config.learning_rate)
+        agent._fast = agent._fast_step(SimpleNamespace(actor_lr=rates["actor_lr"],
+                                                       critic_lr=rates["critic_lr"]))  # fmt: skip
+        self.agent, self.keep_rows, self.logger = agent, keep_rows, logger
+        self.kappa = float(agent.qc_thres)
+
+    def train_one_step(self, *batch: torch.Tensor) -> None:
+        self.logger.store(**self.agent._gated_training_step(batch, self.keep_rows, self.kappa))
+
+
+def relabel_repair(
+    agent: torch.nn.Module,
+    keep_loader: Any,
+    forget_loader: Any,
+    config: RelabelConfig,
+    steps: int | None = None,
+    *,
+    logger: Logger | None = None,
+    callback: Callable[[int, dict[str, float]], bool | None] | None = None,
+    show_progress: bool = True,
+) -> UnlearningHistory:
+    """Repairs ``agent`` in place by the ``relabel`` method (see the module docstring)."""
+    steps = config.steps if steps is None else steps
+    keep_batches = draw_batches(keep_loader, steps, "keep")
+    forget_batches = draw_batches(forget_loader, steps, "forget")
+    finite_checked = all_finite(keep_loader, "keep") and all_finite(forget_loader, "forget")
+    first_keep = next(keep_batches)
+    keep_fields = getattr(keep_loader, "fields", first_keep)  # the whole keep data where known
+    reward, cost = labels(config, keep_fields[REWARD], keep_fields[COST], training_scales(agent)[1])
+    batch_size = first_keep[0].shape[0]
+    rows = forget_rows(config, batch_size, keep_loader, forget_loader)
+    if config.actor == "reset":
+        agent._reset_actor()
+    elif config.actor == "shrink-perturb":
+        shrink_perturb(agent.actor, config.shrink, config.perturb)
+        if hasattr(agent, "actor_old"):
+            agent.actor_old.load_state_dict(agent.actor.state_dict())
+    step_maker = None  # the agent's own training step (COptiDICE, which has no Q critics)
+    if config.actor_objective == "gated" and hasattr(agent, "_gated_training_step"):
+        step_maker = functools.partial(GatedStep, agent, config, batch_size - rows)
+    batches = (
+        mixed(keep, relabelled(forget, reward, cost), rows)
+        for keep, forget in zip(
+            itertools.chain([first_keep], keep_batches), forget_batches, strict=True
+        )  # fmt: skip
+    )
+    history = run_training(
+        agent, agent, batches, steps, method="relabel", finite_checked=finite_checked,
+        learning_rate=config.learning_rate, trainer=config.trainer, step_maker=step_maker, logger=logger,
+        callback=callback, show_progress=show_progress,
+    )  # fmt: skip
+    history.metrics[0].update({"relabel/reward": reward, "relabel/cost": cost,
+                               "relabel/forget_rows": float(rows)})  # fmt: skip
+    return history

@@ -1,0 +1,182 @@
+"""The ``relabel`` repair: its pure pieces against hand values, and the run end to end."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from osrl_unlearn.data import OfflineDataset
+from osrl_unlearn.errors import ConfigError
+from osrl_unlearn.unlearn import UnlearningError
+from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
+from osrl_unlearn.unlearn.methods import method_config
+from osrl_unlearn.unlearn.relabel import (
+    forget_rows,
+    labels,
+    mixed,
+    relabelled,
+    shrink_perturb,
+)
+from tests.agents.conftest import make_agent, poisoned_arrays, samplers
+from tests.agents.test_unlearning import parameters
+
+QUICK = RelabelConfig(steps=5)
+
+
+def batch(rows: int, offset: float = 0.0):
+    """A transition batch whose every value tells its row and field apart."""
+    base = torch.arange(rows, dtype=torch.float32)[:, None] + offset
+    return (base.repeat(1, 8), base.repeat(1, 8) + 0.5, base.repeat(1, 2), base[:, 0] + 0.1,
+            base[:, 0] + 0.2, torch.zeros(rows))  # fmt: skip
+
+
+def test_relabelled_replaces_rewards_and_costs_only():
+    original = batch(4)
+    out = relabelled(original, reward=-1.5, cost=2.0)
+    assert torch.equal(out[3], torch.full((4,), -1.5)) and torch.equal(
+        out[4], torch.full((4,), 2.0)
+    )
+    for position in (0, 1, 2, 5):
+        assert out[position] is original[position]
+    assert torch.equal(original[4], torch.arange(4.0) + 0.2)  # the input batch is untouched
+
+
+def test_mixed_takes_leading_keep_rows_then_forget_rows():
+    keep, forget = batch(6), batch(6, offset=100.0)
+    out = mixed(keep, forget, forget_rows=2)
+    assert all(len(field) == 6 for field in out)
+    assert out[3].tolist() == pytest.approx([0.1, 1.1, 2.1, 3.1, 100.1, 101.1])
+    assert torch.equal(out[0][4:], forget[0][:2])
+
+
+def test_forget_rows_follow_the_forget_share_of_the_poisoned_data():
+    class Sized(list):
+        pass
+
+    keep, forget = Sized(range(600)), Sized(range(200))
+    assert forget_rows(RelabelConfig(), 32, keep, forget) == 8  # 200 / 800 of 32
+    assert forget_rows(RelabelConfig(forget_share=0.5), 32, keep, forget) == 16
+    assert forget_rows(RelabelConfig(), 32, iter([]), iter([])) == 16  # sizes unknown: half
+    assert forget_rows(RelabelConfig(forget_share=0.01), 32, keep, forget) == 1  # at least one
+    with pytest.raises(UnlearningError, match="at least 2 rows"):
+        forget_rows(RelabelConfig(), 1, keep, forget)
+
+
+def test_labels_are_the_keep_reward_percentile_and_the_largest_keep_cost():
+    rewards = torch.tensor([0.0, 1.0, 2.0, 3.0, 10.0])
+    costs = torch.tensor([0.0, 0.0, 0.5, 0.0, 0.0])
+    reward, cost = labels(RelabelConfig(reward_percentile=25), rewards, costs, cost_scale=1.0)
+    assert reward == pytest.approx(np.percentile(rewards.numpy(), 25)) and cost == 0.5
+    _, given = labels(RelabelConfig(cost_label=1.0), rewards, costs, cost_scale=2.0)
+    assert given == 2.0  # a given label is in data units, scaled like the samplers' costs
+    with pytest.raises(UnlearningError, match="cost_label"):
+        labels(RelabelConfig(), rewards, torch.zeros(5), cost_scale=1.0)
+
+
+def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    old = [p.detach().clone() for p in network.parameters()]
+    fresh = copy.deepcopy(network)
+    torch.manual_seed(7)
+    for layer in fresh.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    torch.manual_seed(7)
+    shrink_perturb(network, shrink=0.4, perturb=0.1)
+    for p, before, new in zip(network.parameters(), old, fresh.parameters(), strict=True):
+        assert torch.allclose(p, 0.4 * before + 0.1 * new)
+
+
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"reward_percentile": 101}, {"forget_share": 1.0},
+                                 {"actor": "fresh"}, {"actor_objective": "lagrangian"},
+                                 {"cost_label": -1.0}, {"trainer": "jax"}])  # fmt: skip
+def test_bad_relabel_settings_are_refused(bad):
+    with pytest.raises(ConfigError):
+        RelabelConfig(**bad)
+
+
+def test_relabel_takes_its_own_config_and_no_other():
+    assert isinstance(method_config("relabel"), RelabelConfig)
+    assert method_config("relabel", QUICK) is QUICK  # every field the user set arrives
+    with pytest.raises(ConfigError, match="takes a RelabelConfig"):
+        method_config("relabel", SafeRuleConfig())
+    with pytest.raises(ConfigError, match="takes a SafeRuleConfig"):
+        method_config("safe-rule", QUICK)
+
+
+def costed_split():
+    arrays = poisoned_arrays()
+    return OfflineDataset.from_arrays(arrays).split()
+
+
+@pytest.mark.parametrize("name", ["bcql", "bearl", "cpq"])
+def test_gated_step_trains_on_keep_rows_and_relabelled_forget_rows(name, monkeypatch):
+    keep, forget = samplers(name, costed_split())
+    agent = make_agent(name)
+    seen = []
+    step = type(agent)._gated_training_step
+
+    def spy(self, batch, keep_rows, kappa):
+        seen.append((batch, keep_rows))
+        return step(self, batch, keep_rows, kappa)
+
+    monkeypatch.setattr(type(agent), "_gated_training_step", spy)
+    actor_before = parameters(agent.actor)
+    history = agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
+    assert history.steps == 5 and history.method == "relabel" and len(seen) == 5
+    reward = float(torch.quantile(keep.fields[3].double(), 0.05))
+    for rows, keep_rows in seen:
+        assert keep_rows == 32 - round(32 * len(forget) / (len(keep) + len(forget)))
+        assert torch.all(rows[4][keep_rows:] == 1.0)  # the largest keep cost
+        assert torch.allclose(rows[3][keep_rows:], torch.tensor(reward, dtype=torch.float32))
+        assert len(rows[0]) == 32
+    assert history.metrics[0]["relabel/cost"] == 1.0
+    after = agent.actor.state_dict()
+    assert any(not torch.equal(actor_before[k], after[k]) for k in after)
+
+
+def test_coptidice_relabels_through_its_own_training_step():
+    keep, forget = samplers("coptidice", costed_split())
+    agent = make_agent("coptidice")
+    history = agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
+    assert history.steps == 5 and "loss/nu_loss" in history.last()
+
+
+@pytest.mark.parametrize("name", ["bcql", "coptidice"])
+def test_same_seed_same_repair(name):
+    results = []
+    for _ in range(2):
+        keep, forget = samplers(name, costed_split())
+        agent = make_agent(name)
+        torch.manual_seed(3)
+        agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
+        results.append(agent.state_dict())
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+
+
+def test_relabel_needs_a_forget_set():
+    keep, _ = samplers("bcql", costed_split())
+    with pytest.raises(UnlearningError, match="forget"):
+        make_agent("bcql").unlearn(keep, None, method="relabel", show_progress=False)
+
+
+def test_relabel_short_form_splits_the_poisoned_dataset():
+    data = OfflineDataset.from_arrays(poisoned_arrays())
+    agent = make_agent("bcql")
+    history = agent.unlearn(data, method="relabel", config=QUICK, batch_size=16,
+                            show_progress=False)  # fmt: skip
+    assert history.steps == 5
+
+
+def test_keep_sampler_without_costs_needs_a_cost_label():
+    arrays = poisoned_arrays()
+    arrays["costs"][:] = 0.0
+    keep, forget = samplers("bcql", OfflineDataset.from_arrays(arrays).split())
+    agent = make_agent("bcql")
+    with pytest.raises(UnlearningError, match="cost_label"):
+        agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
+    history = agent.unlearn(keep, forget, method="relabel", show_progress=False,
+                            config=RelabelConfig(steps=2, cost_label=1.0))  # fmt: skip
+    assert history.metrics[0]["relabel/cost"] == 1.0
