@@ -26,8 +26,8 @@ from osrl_unlearn.errors import (
     describe_yaml_error,
     find_user_error,
 )
-from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
-from osrl_unlearn.unlearn.methods import RELABEL
+from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig, TrajDeleterConfig
+from osrl_unlearn.unlearn.methods import OWN_CONFIGS, RELABEL, method_config
 
 USER_ERRORS = (UserError, FileExistsError)
 MAX_SEED = 2**32 - 1
@@ -188,7 +188,8 @@ class UnlearnConfig:
     dataset: str = ""
     """The poisoned DSRL file it was trained on; its poison_mask names the rows to forget."""
     method: str = "safe-rule"
-    """safe-rule, reward-only, trajdeleter, trajdeleter-cost, finetune, retrain or relabel."""
+    """safe-rule, reward-only, trajdeleter, trajdeleter-cost, trajdeleter-adv,
+    trajdeleter-adv-cost, finetune, retrain or relabel."""
     steps: Optional[int] = None
     """Steps (default: the method's, 5000)."""
     batch_size: Optional[int] = None
@@ -207,6 +208,8 @@ class UnlearnConfig:
     """Settings of every method but relabel; the ones you do not set take the method's own."""
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
     """Settings of --method relabel."""
+    trajdeleter: TrajDeleterConfig = field(default_factory=TrajDeleterConfig)
+    """Settings of --method trajdeleter and trajdeleter-cost."""
 
     def __post_init__(self) -> None:
         from osrl_unlearn.unlearn.methods import METHODS
@@ -262,8 +265,10 @@ def run_unlearn(cfg: UnlearnConfig, given: frozenset[str] | None = None) -> int:
             raise ConfigError(
                 f"--out is {flag}: inputs are never overwritten; write the repair to another --out."
             )
-    if cfg.method == RELABEL:
-        settings = cfg.relabel  # its own config: every field the user set arrives as set
+    if cfg.method in OWN_CONFIGS:  # its own config: every field the user set arrives as set
+        settings = method_config(
+            cfg.method, cfg.relabel if cfg.method == RELABEL else cfg.trajdeleter
+        )
     else:
         if given is not None:
             given = frozenset(k.split(".", 1)[1] for k in given if k.startswith("unlearning."))

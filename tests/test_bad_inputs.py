@@ -455,14 +455,14 @@ def test_bad_input_through_the_python_api_is_a_user_error(call, keywords):
 def test_trajdeleter_keeps_the_settings_a_user_gives_even_at_generic_defaults():
     from osrl_unlearn.cli import UnlearnConfig, parse_options, user_settings
 
-    args = ["--method", "trajdeleter", "--unlearning.beta_init", "0.1",
+    args = ["--method", "trajdeleter-adv", "--unlearning.beta_init", "0.1",
             "--unlearning.adaptive_beta", "true"]  # fmt: skip
     cfg, given = parse_options("unlearn", UnlearnConfig, args)
     explicit = frozenset(k.split(".", 1)[1] for k in given if k.startswith("unlearning."))
     settings = user_settings(cfg.method, cfg.unlearning, explicit)
     assert settings.beta_init == 0.1 and settings.adaptive_beta is True
     assert settings.critic_unlearning is False  # TrajDeleter's own, not set by the user
-    assert user_settings("trajdeleter", cfg.unlearning, frozenset()).beta_init == 1.0
+    assert user_settings("trajdeleter-adv", cfg.unlearning, frozenset()).beta_init == 1.0
 
 
 @pytest.mark.parametrize(

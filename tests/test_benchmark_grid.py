@@ -9,7 +9,7 @@ from osrl_unlearn.benchmark.report import group_cells, load_results, write_repor
 
 
 def tiny_grid(tmp_path, cache, **overrides):
-    values = dict(profile="smoke", agents=["cpq"], methods=["safe-rule", "finetune", "retrain"],
+    values = dict(profile="smoke", agents=["cpq"], methods=["safe-rule", "relabel", "retrain"],
                   ablations=["fixed-beta"], results_dir=str(tmp_path / "results"), cache=cache,
                   show_progress=False)  # fmt: skip
     return GridConfig(**{**values, **overrides})
@@ -21,28 +21,40 @@ def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle)
     cfg = tiny_grid(tmp_path, cache, workers=2)  # spawned workers (CI smoke runs inline)
     jobs = plan(cfg)
     assert [j.attack for j in jobs] == [None, "max-cost"]
-    assert jobs[1].policies() == ["poisoned", "safe-rule", "finetune", "retrain",
+    assert jobs[1].policies() == ["poisoned", "safe-rule", "relabel", "retrain",
                                   "safe-rule+fixed-beta"]  # fmt: skip
     assert execute(cfg, jobs) == 6
     assert execute(cfg, plan(cfg)) == 0  # everything on disk: nothing to redo
     cell = jobs[1].folder
-    (cell / "finetune.json").unlink()
+    (cell / "relabel.json").unlink()
     assert execute(cfg, plan(cfg)) == 1  # an interrupted run resumes where it stopped
+    stale = json.loads((cell / "safe-rule.json").read_text())
+    stale["measured_with"]["unlearn_steps"] = 9999  # as if measured under another profile
+    (cell / "safe-rule.json").write_text(json.dumps(stale))
+    assert execute(cfg, plan(cfg)) == 1  # a result of other settings is measured again
+    assert json.loads((cell / "safe-rule.json").read_text())["measured_with"]["unlearn_steps"] == 5
     result = json.loads((cell / "retrain.json").read_text())
     assert result["steps"] == 30 and result["wall_seconds"] > 0
     assert result["unlearning_config"]["training_lr"] is None  # the agent's own training rates
     clean = json.loads((jobs[0].folder / "clean.json").read_text())
     assert 0 < clean["competence_threshold"] < 1
     assert len(result["rewards"]) == 2 and result["code_version"]
+    # the removal check: continued on keep data for a repair's steps, on poisoned data briefly
+    removal = json.loads((cell / "relabel.json").read_text())["removal"]
+    assert removal["keep_only"]["steps"] == 5 and removal["poisoned"]["steps"] == 3
+    assert "eval/normalized_cost" in removal["keep_only"]
+    assert json.loads((cell / "relabel.json").read_text())["unlearning_config"]["actor"] == "reset"
+    assert "removal" not in json.loads((cell / "safe-rule+fixed-beta.json").read_text())
 
     cells = group_cells(load_results(tmp_path / "results"))
     ((key, found),) = cells.items()
     assert key == ("OfflineCarCircle-v0", "cpq", 0, "max-cost", 0.15)
-    assert set(found) == {"clean", "poisoned", "safe-rule", "finetune", "retrain",
+    assert set(found) == {"clean", "poisoned", "safe-rule", "relabel", "retrain",
                           "safe-rule+fixed-beta"}  # fmt: skip
     report = write_report(tmp_path / "results", tmp_path / "smoke.md", "smoke").read_text()
     assert "| CarCircle | cpq | max-cost | 0.15 | 0 |" in report
     assert "## Defences compared" in report and "## Ablations of Safe-RULE" in report
+    assert "| relabel | 1 |" in report and "| retrain | 1 |" in report  # the removal table
     assert (tmp_path / "smoke-plots" / "CarCircle-cpq.png").is_file()
 
 

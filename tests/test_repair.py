@@ -22,7 +22,7 @@ def trained_run(poisoned_file, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["safe-rule", "trajdeleter-cost", "finetune", "relabel"])
+@pytest.mark.parametrize("method", ["safe-rule", "trajdeleter-adv-cost", "finetune", "relabel"])
 def test_unlearn_writes_a_new_run_with_history_and_leaves_the_input(
     method,
     trained_run,
@@ -68,6 +68,21 @@ def test_relabel_settings_given_on_the_command_line_arrive(trained_run, poisoned
 
 
 @pytest.mark.slow
+def test_trajdeleter_settings_given_on_the_command_line_arrive(
+    trained_run, poisoned_file, tmp_path
+):
+    out = tmp_path / "deleted"
+    assert main(["unlearn", "--run", str(trained_run), "--dataset", str(poisoned_file),
+                 "--method", "trajdeleter-cost", "--trajdeleter.blocks", "2",
+                 "--trajdeleter.anchor_weight", "0.5", "--steps", "4", "--batch_size", "32",
+                 "--out", str(out), "--eval_episodes", "0", "--show_progress", "false"]) == 0  # fmt: skip
+    metadata = json.loads((out / "unlearning.json").read_text())
+    assert metadata["steps"] == 4 and metadata["method"] == "trajdeleter-cost"
+    assert metadata["config"]["blocks"] == 2 and metadata["config"]["anchor_weight"] == 0.5
+    assert metadata["config"]["cost_aware"] is True
+
+
+@pytest.mark.slow
 def test_evaluate_prints_normalised_scores_and_writes_json(trained_run, tmp_path, capsys):
     out = tmp_path / "eval.json"
     args = ["evaluate", "--run", str(trained_run), "--episodes", "2", "--num_envs", "2",
@@ -86,9 +101,9 @@ def test_unlearn_needs_run_and_dataset(capsys):
 
 
 def test_user_settings_keep_method_defaults_unless_changed():
-    traj = user_settings("trajdeleter", SafeRuleConfig())
+    traj = user_settings("trajdeleter-adv", SafeRuleConfig())
     assert traj.critic_unlearning is False and traj.convergence_fraction == 0.5
-    mine = user_settings("trajdeleter", SafeRuleConfig(actor_lr=5e-4, convergence_fraction=0.2))
+    mine = user_settings("trajdeleter-adv", SafeRuleConfig(actor_lr=5e-4, convergence_fraction=0.2))
     assert mine.actor_lr == 5e-4 and mine.convergence_fraction == 0.2
     assert mine.forget_objective == "trajdeleter"
 

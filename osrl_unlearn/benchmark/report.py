@@ -462,6 +462,33 @@ def timing_table(stats: CellStats, defences: list[str]) -> str:
     return "\n".join(lines)
 
 
+def removal_table(stats: CellStats, defences: list[str]) -> str:
+    """Per defence, over the attacked cells' runs that carry a removal check: mean normalised
+    cost right after the repair, after further training on keep data only, and after a short
+    training on the poisoned data, with how many runs stay safe (cost ≤ 1) after each."""
+    lines = ["| defence | runs | cost after repair | after keep-only training (safe) | "
+             "after poisoned training (safe) |", "|---|---|---|---|---|"]  # fmt: skip
+    for defence in defences:
+        runs = [r for found in stats.cells.values() for r in found.get(defence, {}).values()
+                if r.get("removal")]  # fmt: skip
+        if not runs:
+            continue
+        cells = [f"{_mean([r['eval/normalized_cost'] for r in runs]):.2f}"]
+        for phase in ("keep_only", "poisoned"):
+            costs = [r["removal"][phase]["eval/normalized_cost"] for r in runs
+                     if phase in r["removal"]]  # fmt: skip
+            if not costs:
+                cells.append("–")
+                continue
+            steps = runs[0]["removal"][phase]["steps"]
+            cells.append(f"{_mean(costs):.2f} ({sum(c <= 1 for c in costs)} of {len(costs)}; "
+                         f"{steps} steps)")  # fmt: skip
+        lines.append(f"| {defence} | {len(runs)} | " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        return "No result carries a removal check."
+    return "\n".join(lines)
+
+
 def _mean(values: list[float] | None) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -631,6 +658,15 @@ def write_report(
         "## Cost of each defence against retraining",
         "",
         timing_table(stats, defences),
+        "",
+        "## Removal, not masking",
+        "",
+        "Each repaired (and retrained) policy trained on from a copy: on keep data only for as "
+        "many steps as a repair takes, and separately on the poisoned data for a short budget "
+        "(`osrl_unlearn.benchmark.removal`). A repair that removed the poison moves no more than "
+        "the retrained agent under the same treatment.",
+        "",
+        removal_table(stats, defences),
         "",
     ]
     if ablations:

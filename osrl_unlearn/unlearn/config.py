@@ -139,10 +139,11 @@ class RelabelConfig:
     """Shrink factor of 'shrink-perturb'."""
     perturb: float = 0.1
     """Weight of the fresh weights added by 'shrink-perturb'."""
-    actor_objective: str = "gated"
-    """'gated': critics by Bellman regression, the actor by the per-state gated loss
-    -E[1[Q_c <= kappa] Q_r] + E[softplus(Q_c - kappa)] (agents with Q critics); 'agent': the
-    agent's own training step (OSRL's losses; COptiDICE always)."""
+    actor_objective: str = "agent"
+    """'agent': the agent's own training step (OSRL's losses); 'gated': critics by Bellman
+    regression, the actor by the per-state gated loss -E[1[Q_c <= kappa] Q_r] +
+    E[softplus(Q_c - kappa)] (agents with Q critics; measured less safe on the demo's cell,
+    docs/methods.md)."""
     learning_rate: Optional[float] = None
     """Learning rate of every network; None: the agent's training rates (its OSRL config)."""
     trainer: str = "fast"
@@ -171,3 +172,36 @@ class RelabelConfig:
             )
         if self.cost_label is not None and self.cost_label < 0:
             raise ConfigError(f"cost_label must be non-negative, got {self.cost_label}")
+
+
+@dataclass
+class TrajDeleterConfig:
+    """Settings of ``trajdeleter`` as its authors run it (:mod:`osrl_unlearn.unlearn.trajdeleter`)."""
+
+    steps: int = 10_000
+    """All steps: forgetting blocks, then the convergence phase (the official 8,000 + 2,000)."""
+    blocks: int = 8
+    """Forgetting blocks, alternating keep and forget batches (keep first)."""
+    convergence_fraction: float = 0.2
+    """Share of the steps, at the end, on keep data with the original agent's targets mixed in."""
+    anchor_weight: float = 0.1
+    """Weight of the TD term towards the original agent's targets in the convergence phase."""
+    cost_aware: bool = False
+    """Also give forget rows the keep data's largest per-step cost (``trajdeleter-cost``); the
+    official method only negates their rewards."""
+    learning_rate: Optional[float] = None
+    """Learning rate of every network; None: the agent's training rates (its OSRL config)."""
+
+    def __post_init__(self) -> None:
+        from osrl_unlearn.errors import ConfigError
+
+        if self.steps <= 0:
+            raise ConfigError(f"steps must be positive, got {self.steps}")
+        if self.blocks <= 0:
+            raise ConfigError(f"blocks must be positive, got {self.blocks}")
+        if not 0 <= self.convergence_fraction < 1:
+            raise ConfigError(
+                f"convergence_fraction must lie in [0, 1), got {self.convergence_fraction}"
+            )
+        if self.anchor_weight < 0:
+            raise ConfigError(f"anchor_weight must be non-negative, got {self.anchor_weight}")

@@ -35,9 +35,10 @@ from osrl_unlearn.unlearn.base import (  # noqa: F401  (re-exported: the loop's 
     all_finite,
     draw_batches,
 )
-from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
-from osrl_unlearn.unlearn.methods import RELABEL, TRAINING_METHODS, method_config
+from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig, TrajDeleterConfig
+from osrl_unlearn.unlearn.methods import OWN_CONFIGS, RELABEL, TRAINING_METHODS, method_config
 from osrl_unlearn.unlearn.relabel import relabel_repair
+from osrl_unlearn.unlearn.trajdeleter import trajdeleter_repair
 
 
 @dataclass
@@ -102,7 +103,7 @@ class UnlearningMixin:
         forget_loader: Any = None,
         *,
         method: str = "safe-rule",
-        config: SafeRuleConfig | RelabelConfig | None = None,
+        config: SafeRuleConfig | RelabelConfig | TrajDeleterConfig | None = None,
         steps: int | None = None,
         logger: Logger | None = None,
         callback: Callable[[int, dict[str, float]], bool | None] | None = None,
@@ -122,10 +123,11 @@ class UnlearningMixin:
             forget_loader: the injected (poisoned) data, same form (unused, and may be None, for
                 ``finetune`` and ``retrain``).
             method: ``safe-rule`` (default), ``reward-only``, ``trajdeleter``,
-                ``trajdeleter-cost``, ``finetune``, ``retrain`` or ``relabel`` (see
-                :mod:`.methods`).
+                ``trajdeleter-cost``, ``trajdeleter-adv``, ``trajdeleter-adv-cost``,
+                ``finetune``, ``retrain`` or ``relabel`` (see :mod:`.methods`).
             config: hyper-parameters; defaults to the method's (a :class:`RelabelConfig` for
-                ``relabel``, else a :class:`SafeRuleConfig`). With a config, the method still
+                ``relabel``, a :class:`TrajDeleterConfig` for ``trajdeleter`` and
+                ``trajdeleter-cost``, else a :class:`SafeRuleConfig`). With a config, the method still
                 sets what defines it (e.g. reward-only's ``use_cost=False``).
             steps: overrides ``config.steps``.
             logger: anything with ``store(**metrics)`` (fsrl's loggers qualify).
@@ -149,11 +151,14 @@ class UnlearningMixin:
         steps = config.steps if steps is None else steps
         if steps <= 0:
             raise UnlearningError(f"steps must be positive, got {steps}")
-        if method == RELABEL:
+        if method in OWN_CONFIGS:
             if forget_loader is None:
-                raise UnlearningError("method 'relabel' needs a forget loader (the poisoned data).")
-            return relabel_repair(self, keep_loader, forget_loader, config, steps, logger=logger,
-                                  callback=callback, show_progress=show_progress)  # fmt: skip
+                raise UnlearningError(
+                    f"method {method!r} needs a forget loader (the poisoned data)."
+                )
+            repair = relabel_repair if method == RELABEL else trajdeleter_repair
+            return repair(self, keep_loader, forget_loader, config, steps, logger=logger,
+                          callback=callback, show_progress=show_progress)  # fmt: skip
         if method in TRAINING_METHODS:
             from osrl_unlearn.unlearn.retraining import train_on_keep
 

@@ -6,18 +6,17 @@ from dataclasses import asdict
 from typing import Any
 
 from osrl_unlearn.data.dataset import OfflineDataset
-from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
 from osrl_unlearn.unlearn.loop import UnlearningHistory
 
 
 def unlearning_metadata(
     method: str,
-    config: SafeRuleConfig | RelabelConfig,
+    config: Any,
     history: UnlearningHistory,
     forget: OfflineDataset,
     source_run: str | None = None,
 ) -> dict[str, Any]:
-    """Method, settings, steps, the forget set's size and hash, package version, and what the
+    """Method, settings (``config``, the method's config dataclass), steps, the forget set's size and hash, package version, and what the
     OSRL checkpoint could not carry over."""
     from osrl_unlearn import __version__
 

@@ -4,11 +4,13 @@ Every gradient method is the one loop of :mod:`.loop` with some terms switched (
 
 - ``safe-rule``: the method (paper defaults);
 - ``reward-only``: Safe-RULE with every cost term removed;
-- ``trajdeleter`` / ``trajdeleter-cost``: critics frozen while the actor suppresses the reward
+- ``trajdeleter-adv`` / ``trajdeleter-adv-cost``: (our earlier reading of TrajDeleter) critics frozen while the actor suppresses the reward
   advantage on forget states (plus a cost-advantage term), fixed beta_f = 1, then a convergence
   phase on keep data only;
 - ``finetune``: the agent's own OSRL training step on keep data;
 - ``retrain``: a fresh agent of the same architecture trained on keep data by OSRL's trainer;
+- ``trajdeleter`` / ``trajdeleter-cost``: TrajDeleter as its authors run it (:mod:`.trajdeleter`,
+  its own :class:`TrajDeleterConfig`);
 - ``relabel``: ours, the agent's own training step on keep data and forget data given corrected,
   pessimistic labels, from a reset actor (:mod:`.relabel`, its own :class:`RelabelConfig`).
 """
@@ -19,9 +21,15 @@ from dataclasses import replace
 from typing import Any
 
 from osrl_unlearn.errors import ConfigError
-from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
+from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig, TrajDeleterConfig
 
 RELABEL = "relabel"
+OWN_CONFIGS: dict[str, Any] = {
+    RELABEL: (RelabelConfig, {}),
+    "trajdeleter": (TrajDeleterConfig, {"cost_aware": False}),
+    "trajdeleter-cost": (TrajDeleterConfig, {"cost_aware": True}),
+}
+"""Methods with a config class of their own: (class, the settings that define the method)."""
 
 TRAINING_METHODS = ("finetune", "retrain")
 """Methods that run OSRL's own training step instead of the unlearning steps."""
@@ -29,8 +37,8 @@ TRAINING_METHODS = ("finetune", "retrain")
 DEFINING: dict[str, dict[str, Any]] = {
     "safe-rule": {"forget_objective": "safe-rule", "use_cost": True},
     "reward-only": {"forget_objective": "safe-rule", "use_cost": False},
-    "trajdeleter": {"forget_objective": "trajdeleter"},
-    "trajdeleter-cost": {"forget_objective": "trajdeleter-cost"},
+    "trajdeleter-adv": {"forget_objective": "trajdeleter"},
+    "trajdeleter-adv-cost": {"forget_objective": "trajdeleter-cost"},
     "finetune": {},
     "retrain": {},
 }
@@ -43,12 +51,12 @@ _TRAJDELETER_DEFAULTS = {
     "convergence_fraction": 0.5,
 }
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "trajdeleter": _TRAJDELETER_DEFAULTS,
-    "trajdeleter-cost": _TRAJDELETER_DEFAULTS,
+    "trajdeleter-adv": _TRAJDELETER_DEFAULTS,
+    "trajdeleter-adv-cost": _TRAJDELETER_DEFAULTS,
 }
 """Further settings a method starts from when no config is given."""
 
-METHODS = (*DEFINING, RELABEL)
+METHODS = (*DEFINING, *OWN_CONFIGS)
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "fixed-beta": {"adaptive_beta": False, "beta_init": 1.0},
@@ -64,29 +72,26 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 overrides (``actor-reset`` relearns the actor at OSRL's actor learning rate, 1e-3)."""
 
 
-def method_config(
-    method: str, config: SafeRuleConfig | RelabelConfig | None = None
-) -> SafeRuleConfig | RelabelConfig:
+def method_config(method: str, config: Any = None) -> Any:
     """The settings ``method`` runs with: its defaults when ``config`` is None, else ``config``
     with only the method's defining settings applied (so a user's learning rates stay).
-    ``relabel`` takes a :class:`RelabelConfig`, every other method a :class:`SafeRuleConfig`.
+    ``relabel`` takes a :class:`RelabelConfig`, ``trajdeleter`` / ``trajdeleter-cost`` a
+    :class:`TrajDeleterConfig`, every other method a :class:`SafeRuleConfig`.
 
     Raises:
-        ConfigError: an unknown method, or a config of the other kind.
+        ConfigError: an unknown method, or a config of another method's kind.
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    wanted = RelabelConfig if method == RELABEL else SafeRuleConfig
+    wanted, defining = OWN_CONFIGS.get(method, (SafeRuleConfig, DEFINING.get(method, {})))
     if config is not None and not isinstance(config, wanted):
         raise ConfigError(
             f"method {method!r} takes a {wanted.__name__}, got a {type(config).__name__}; "
             f"pass {wanted.__name__}(...) or leave config out for the method's defaults."
         )
-    if method == RELABEL:
-        return config or RelabelConfig()
     if config is None:
-        config = replace(SafeRuleConfig(), **DEFAULTS.get(method, {}))
-    return replace(config, **DEFINING[method])
+        config = replace(wanted(), **DEFAULTS.get(method, {}))
+    return replace(config, **defining)
 
 
 def ablation_config(name: str, config: SafeRuleConfig | None = None) -> SafeRuleConfig:

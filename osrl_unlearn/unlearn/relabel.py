@@ -13,13 +13,16 @@ propagate it:
    attack within reach (``docs/methods.md``);
 3. **relearn**: the agent's own training step (OSRL's losses, :mod:`osrl_unlearn.fast`) on batches
    of keep rows and relabelled forget rows, the forget rows at their share of the poisoned data,
-   for a fixed step budget. No environment is used; the budget is the stopping rule.
+   for a fixed step budget. No environment is used; the budget is the stopping rule. (Or, with
+   ``actor_objective='gated'``, critics by Bellman regression and the actor by a per-state gated
+   objective: :class:`GatedStep`.)
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -74,21 +77,25 @@ def forget_rows(config: RelabelConfig, batch_size: int, keep_loader, forget_load
 
 def labels(config: RelabelConfig, keep_rewards: torch.Tensor, keep_costs: torch.Tensor,
            cost_scale: float) -> tuple[float, float]:  # fmt: skip
-    """(reward, cost) every forget row is given, from the keep data's scaled rewards and costs.
-
-    Raises:
-        UnlearningError: no cost label is given and the keep data has no positive cost.
-    """
-    reward = torch.quantile(keep_rewards.double().flatten(), config.reward_percentile / 100)
+    """(reward, cost) every forget row is given, from the keep data's scaled rewards and costs."""
+    reward = float(torch.quantile(keep_rewards.double().flatten(), config.reward_percentile / 100))
     if config.cost_label is not None:
-        return float(reward), config.cost_label * cost_scale
+        return reward, config.cost_label * cost_scale
+    return reward, largest_cost(keep_costs)
+
+
+def largest_cost(keep_costs: torch.Tensor) -> float:
+    """The keep data's largest per-step cost: what an unsafe step costs; 1 (DSRL's per-step costs
+    are 0/1 indicators), with a warning, when the keep data holds no positive cost."""
     cost = float(keep_costs.max())
     if cost <= 0:
-        raise UnlearningError(
-            "the keep data holds no positive cost, so relabel cannot tell what an unsafe step "
-            "costs; set RelabelConfig.cost_label (--relabel.cost_label) to the task's per-step cost."
+        warnings.warn(
+            "the keep data holds no positive cost; forget rows get cost 1 (DSRL's per-step cost "
+            "indicator). Set RelabelConfig.cost_label (--relabel.cost_label) for another task.",
+            stacklevel=3,
         )
-    return float(reward), cost
+        return 1.0
+    return cost
 
 
 @torch.no_grad()

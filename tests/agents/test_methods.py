@@ -11,7 +11,7 @@ from osrl_unlearn.agents.checkpoint import build_agent
 from osrl_unlearn.errors import ConfigError
 from osrl_unlearn.training import make_trainer
 from osrl_unlearn.unlearn import UnlearningError
-from osrl_unlearn.unlearn.config import RelabelConfig
+from osrl_unlearn.unlearn.config import RelabelConfig, TrajDeleterConfig
 from osrl_unlearn.unlearn.methods import METHODS, ablation_config, method_config
 from tests.agents.conftest import TINY_CONFIG, make_agent, samplers
 from tests.agents.test_unlearning import critic_modules, parameters
@@ -34,10 +34,15 @@ def test_every_method_runs_records_time_and_changes_the_actor(agent_name, method
     agent = make_agent(agent_name)
     before = parameters(agent)
     keep, forget = samplers(agent_name, split_data)
-    config = RelabelConfig(steps=6) if method == "relabel" else FAST
+    config = {"relabel": RelabelConfig(steps=6), "trajdeleter": TrajDeleterConfig(steps=6),
+              "trajdeleter-cost": TrajDeleterConfig(steps=6)}.get(method, FAST)  # fmt: skip
     history = agent.unlearn(keep, forget, method=method, config=config, show_progress=False)
     assert history.method == method
-    assert history.steps == 6 and len(history.metrics) == 6 and keep.batches_drawn == 6
+    assert history.steps == 6 and len(history.metrics) == 6
+    if method in ("trajdeleter", "trajdeleter-cost"):  # keep and forget blocks take turns
+        assert keep.batches_drawn + forget.batches_drawn == 6
+    else:
+        assert keep.batches_drawn == 6
     assert history.wall_seconds > 0
     assert all(np.isfinite(v) for m in history.metrics for v in m.values())
     after = agent.state_dict()
@@ -60,15 +65,19 @@ def test_trajdeleter_freezes_critics_while_forgetting_then_converges_on_keep(nam
     agent = make_agent(name)
     before = [parameters(m) for m in critic_modules(agent, name)]
     forgetting_only = SafeRuleConfig(steps=4, actor_lr=1e-3, critic_unlearning=False)
-    agent.unlearn(keep, forget, method="trajdeleter", config=forgetting_only, show_progress=False)
+    agent.unlearn(
+        keep, forget, method="trajdeleter-adv", config=forgetting_only, show_progress=False
+    )
     assert all(
         same(b, parameters(m)) for b, m in zip(before, critic_modules(agent, name), strict=False)
     )
 
     agent = make_agent(name)
     keep, forget = samplers(name, split_data)
-    config = method_config("trajdeleter-cost", None)  # its defaults: fixed beta 1, half converging
-    history = agent.unlearn(keep, forget, method="trajdeleter-cost", config=config, steps=6,
+    config = method_config(
+        "trajdeleter-adv-cost", None
+    )  # its defaults: fixed beta 1, half converging
+    history = agent.unlearn(keep, forget, method="trajdeleter-adv-cost", config=config, steps=6,
                             show_progress=False)  # fmt: skip
     assert history.series("unlearn/beta_f") == [1.0] * 6
     assert all("unlearn/critic_keep_loss" in m for m in history.metrics[3:])
@@ -129,9 +138,9 @@ def test_a_users_config_keeps_its_settings_and_gets_the_methods_definition():
     mine = SafeRuleConfig(actor_lr=3e-4, critic_unlearning=True)
     config = method_config("reward-only", mine)
     assert config.use_cost is False and config.actor_lr == 3e-4
-    traj = method_config("trajdeleter", mine)
+    traj = method_config("trajdeleter-adv", mine)
     assert traj.forget_objective == "trajdeleter" and traj.critic_unlearning is True
-    assert method_config("trajdeleter").critic_unlearning is False  # its own defaults
+    assert method_config("trajdeleter-adv").critic_unlearning is False  # its own defaults
     assert ablation_config("fixed-beta").adaptive_beta is False
     assert ablation_config("q-ref-0").q_ref_percentile == 0.0
     both = ablation_config("actor-reset+q-ref-0")

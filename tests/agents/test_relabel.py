@@ -22,6 +22,7 @@ from tests.agents.conftest import make_agent, poisoned_arrays, samplers
 from tests.agents.test_unlearning import parameters
 
 QUICK = RelabelConfig(steps=5)
+GATED = RelabelConfig(steps=5, actor_objective="gated")
 
 
 def batch(rows: int, offset: float = 0.0):
@@ -70,8 +71,8 @@ def test_labels_are_the_keep_reward_percentile_and_the_largest_keep_cost():
     assert reward == pytest.approx(np.percentile(rewards.numpy(), 25)) and cost == 0.5
     _, given = labels(RelabelConfig(cost_label=1.0), rewards, costs, cost_scale=2.0)
     assert given == 2.0  # a given label is in data units, scaled like the samplers' costs
-    with pytest.raises(UnlearningError, match="cost_label"):
-        labels(RelabelConfig(), rewards, torch.zeros(5), cost_scale=1.0)
+    with pytest.warns(UserWarning, match="cost_label"):  # no cost in the keep data: DSRL's 0/1
+        assert labels(RelabelConfig(), rewards, torch.zeros(5), cost_scale=1.0)[1] == 1.0
 
 
 def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
@@ -99,7 +100,7 @@ def test_bad_relabel_settings_are_refused(bad):
 
 def test_relabel_takes_its_own_config_and_no_other():
     assert isinstance(method_config("relabel"), RelabelConfig)
-    assert method_config("relabel", QUICK) is QUICK  # every field the user set arrives
+    assert method_config("relabel", QUICK) == QUICK  # every field the user set arrives
     with pytest.raises(ConfigError, match="takes a RelabelConfig"):
         method_config("relabel", SafeRuleConfig())
     with pytest.raises(ConfigError, match="takes a SafeRuleConfig"):
@@ -124,7 +125,7 @@ def test_gated_step_trains_on_keep_rows_and_relabelled_forget_rows(name, monkeyp
 
     monkeypatch.setattr(type(agent), "_gated_training_step", spy)
     actor_before = parameters(agent.actor)
-    history = agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
+    history = agent.unlearn(keep, forget, method="relabel", config=GATED, show_progress=False)
     assert history.steps == 5 and history.method == "relabel" and len(seen) == 5
     reward = float(torch.quantile(keep.fields[3].double(), 0.05))
     for rows, keep_rows in seen:
@@ -137,11 +138,26 @@ def test_gated_step_trains_on_keep_rows_and_relabelled_forget_rows(name, monkeyp
     assert any(not torch.equal(actor_before[k], after[k]) for k in after)
 
 
-def test_coptidice_relabels_through_its_own_training_step():
-    keep, forget = samplers("coptidice", costed_split())
-    agent = make_agent("coptidice")
+@pytest.mark.parametrize("name", ["bcql", "coptidice"])
+def test_the_default_relabels_through_the_agents_own_training_step(name, monkeypatch):
+    keep, forget = samplers(name, costed_split())
+    agent = make_agent(name)
+    seen = []
+    from osrl_unlearn.fast import FastTrainer
+
+    step = FastTrainer.train_one_step
+
+    def spy(self, *batch):
+        seen.append(batch if len(batch) > 1 else tuple(batch[0]))
+        return step(self, *batch)
+
+    monkeypatch.setattr(FastTrainer, "train_one_step", spy)
     history = agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
-    assert history.steps == 5 and "loss/nu_loss" in history.last()
+    assert history.steps == 5 and len(seen) == 5
+    forget_rows_ = round(32 * len(forget) / (len(keep) + len(forget)))
+    assert all(torch.all(rows[4][-forget_rows_:] == 1.0) for rows in seen)
+    loss = "loss/nu_loss" if name == "coptidice" else "loss/cost_critic_loss"
+    assert loss in history.last()
 
 
 @pytest.mark.parametrize("name", ["bcql", "coptidice"])
@@ -170,13 +186,14 @@ def test_relabel_short_form_splits_the_poisoned_dataset():
     assert history.steps == 5
 
 
-def test_keep_sampler_without_costs_needs_a_cost_label():
+def test_keep_sampler_without_costs_falls_back_to_a_unit_cost_with_a_warning():
     arrays = poisoned_arrays()
     arrays["costs"][:] = 0.0
     keep, forget = samplers("bcql", OfflineDataset.from_arrays(arrays).split())
     agent = make_agent("bcql")
-    with pytest.raises(UnlearningError, match="cost_label"):
-        agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
-    history = agent.unlearn(keep, forget, method="relabel", show_progress=False,
-                            config=RelabelConfig(steps=2, cost_label=1.0))  # fmt: skip
+    with pytest.warns(UserWarning, match="cost_label"):
+        history = agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
     assert history.metrics[0]["relabel/cost"] == 1.0
+    history = agent.unlearn(keep, forget, method="relabel", show_progress=False,
+                            config=RelabelConfig(steps=2, cost_label=0.5))  # fmt: skip
+    assert history.metrics[0]["relabel/cost"] == 0.5
