@@ -26,8 +26,13 @@ from osrl_unlearn.errors import (
     describe_yaml_error,
     find_user_error,
 )
-from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig, TrajDeleterConfig
-from osrl_unlearn.unlearn.methods import OWN_CONFIGS, RELABEL, method_config
+from osrl_unlearn.unlearn.config import (
+    FinetuneConfig,
+    RelabelConfig,
+    SafeRuleConfig,
+    TrajDeleterConfig,
+)
+from osrl_unlearn.unlearn.methods import OWN_CONFIGS, RELABEL, TRAINING_METHODS, method_config
 
 USER_ERRORS = (UserError, FileExistsError)
 MAX_SEED = 2**32 - 1
@@ -205,11 +210,14 @@ class UnlearnConfig:
     show_progress: bool = True
     """Show progress bars."""
     unlearning: SafeRuleConfig = field(default_factory=SafeRuleConfig)
-    """Settings of every method but relabel; the ones you do not set take the method's own."""
+    """Settings of safe-rule, reward-only and trajdeleter-adv(-cost); the ones you do not set take
+    the method's own."""
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
     """Settings of --method relabel."""
     trajdeleter: TrajDeleterConfig = field(default_factory=TrajDeleterConfig)
     """Settings of --method trajdeleter and trajdeleter-cost."""
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    """Settings of --method finetune and retrain."""
 
     def __post_init__(self) -> None:
         from osrl_unlearn.unlearn.methods import METHODS
@@ -265,14 +273,7 @@ def run_unlearn(cfg: UnlearnConfig, given: frozenset[str] | None = None) -> int:
             raise ConfigError(
                 f"--out is {flag}: inputs are never overwritten; write the repair to another --out."
             )
-    if cfg.method in OWN_CONFIGS:  # its own config: every field the user set arrives as set
-        settings = method_config(
-            cfg.method, cfg.relabel if cfg.method == RELABEL else cfg.trajdeleter
-        )
-    else:
-        if given is not None:
-            given = frozenset(k.split(".", 1)[1] for k in given if k.startswith("unlearning."))
-        settings = user_settings(cfg.method, cfg.unlearning, given)
+    settings = method_settings(cfg, given)
     result = repair_run(
         cfg.run, cfg.dataset, out, method=cfg.method, config=settings,
         steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed, replace=cfg.force,
@@ -289,6 +290,50 @@ def run_unlearn(cfg: UnlearnConfig, given: frozenset[str] | None = None) -> int:
                               show_progress=cfg.show_progress)  # fmt: skip
         print(f"  evaluation: {evaluation.format()}")
     return 0
+
+
+SETTINGS_SECTIONS = ("unlearning", "finetune", "trajdeleter", "relabel")
+"""The ``unlearn`` options that hold a method's settings, one section per config class."""
+
+
+def settings_section(method: str) -> str:
+    """The ``--<section>.*`` options that hold ``method``'s settings."""
+    if method == RELABEL:
+        return "relabel"
+    if method in TRAINING_METHODS:
+        return "finetune"
+    return "trajdeleter" if method in OWN_CONFIGS else "unlearning"
+
+
+def method_settings(cfg: UnlearnConfig, given: frozenset[str] | None = None) -> Any:
+    """The settings ``cfg.method`` runs with: its own section of options (``--relabel.*``,
+    ``--trajdeleter.*``, ``--finetune.*``) as the user set it, or for the methods of Safe-RULE's
+    loop its defaults with the ``--unlearning.*`` options the user set on top.
+
+    Raises:
+        ConfigError: options of another method's section were set (they would be ignored).
+    """
+    section = settings_section(cfg.method)
+    if given is not None:
+        stray = sorted(k for k in given if k.split(".", 1)[0] in SETTINGS_SECTIONS
+                       and not k.startswith(section + "."))  # fmt: skip
+        if stray:
+            raise ConfigError(
+                f"--{stray[0]} does not apply to --method {cfg.method}, whose settings are "
+                f"--{section}.*; drop it or pick the method it belongs to."
+            )
+    if cfg.method in OWN_CONFIGS:  # its own config: every field the user set arrives as set
+        return method_config(cfg.method, own_config(cfg))
+    if given is not None:
+        given = frozenset(k.split(".", 1)[1] for k in given if k.startswith("unlearning."))
+    return user_settings(cfg.method, cfg.unlearning, given)
+
+
+def own_config(cfg: UnlearnConfig) -> Any:
+    """The ``--relabel.*``, ``--trajdeleter.*`` or ``--finetune.*`` settings of ``cfg.method``."""
+    if cfg.method == RELABEL:
+        return cfg.relabel
+    return cfg.finetune if cfg.method in TRAINING_METHODS else cfg.trajdeleter
 
 
 def user_settings(

@@ -35,7 +35,7 @@ def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle)
     assert json.loads((cell / "safe-rule.json").read_text())["measured_with"]["unlearn_steps"] == 5
     result = json.loads((cell / "retrain.json").read_text())
     assert result["steps"] == 30 and result["wall_seconds"] > 0
-    assert result["unlearning_config"]["training_lr"] is None  # the agent's own training rates
+    assert result["unlearning_config"]["learning_rate"] is None  # the agent's own training rates
     clean = json.loads((jobs[0].folder / "clean.json").read_text())
     assert 0 < clean["competence_threshold"] < 1
     assert len(result["rewards"]) == 2 and result["code_version"]

@@ -9,6 +9,7 @@ import torch
 from osrl_unlearn import load_agent
 from osrl_unlearn.cli import main, user_settings
 from osrl_unlearn.unlearn import SafeRuleConfig
+from osrl_unlearn.unlearn.methods import METHODS
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,53 @@ def test_report_compares_runs_with_plots(trained_run, poisoned_file, tmp_path, c
     assert main(args) == 2 and "exists; pass --force" in capsys.readouterr().err
     assert main(["report", "--runs", f"[{trained_run}]", "--labels", "[a,b]"]) == 2
     assert "2 labels for 1 runs" in capsys.readouterr().err
+
+
+CHOICES = {"actor": "keep", "actor_objective": "gated", "trainer": "osrl",
+           "keep_objective": "lagrangian", "actor_forget_variant": "safe"}  # fmt: skip
+"""Another valid value for each closed-choice setting."""
+
+
+def other_value(name, default):
+    """A valid value different from ``default``, as a command-line word."""
+    if name in CHOICES:
+        return CHOICES[name]
+    if isinstance(default, bool):
+        return str(not default).lower()
+    if isinstance(default, int):
+        return str(default + 1)
+    return str(default * 0.5 if default else 0.5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_setting_a_user_gives_arrives_for_every_method(method):
+    from dataclasses import fields
+
+    from osrl_unlearn.cli import UnlearnConfig, method_settings, parse_options, settings_section
+    from osrl_unlearn.unlearn.methods import DEFINING, OWN_CONFIGS
+
+    section = settings_section(method)
+    config_class = type(getattr(UnlearnConfig(), section))
+    defining = {**DEFINING.get(method, {}), **OWN_CONFIGS.get(method, (None, {}))[1]}
+    checked = 0
+    for f in fields(config_class):
+        if f.name in defining:
+            continue  # what makes the method what it is (e.g. trajdeleter-cost's cost_aware)
+        value = other_value(f.name, getattr(config_class(), f.name))
+        args = ["--method", method, f"--{section}.{f.name}", value]
+        cfg, given = parse_options("unlearn", UnlearnConfig, args)
+        settings = method_settings(cfg, given)
+        assert str(getattr(settings, f.name)).lower() == value.lower() or getattr(
+            settings, f.name
+        ) == pytest.approx(float(value)), (method, f.name)
+        checked += 1
+    assert checked >= 3
+
+
+@pytest.mark.parametrize(("method", "stray"), [("relabel", "--unlearning.beta_init"),
+                                               ("safe-rule", "--relabel.steps"),
+                                               ("finetune", "--trajdeleter.blocks")])  # fmt: skip
+def test_settings_of_another_method_are_refused(method, stray, capsys):
+    assert main(["unlearn", "--run", "r", "--dataset", "d", "--method", method, stray, "3"]) == 2
+    err = capsys.readouterr().err
+    assert f"{stray} does not apply to --method {method}" in err

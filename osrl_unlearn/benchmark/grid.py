@@ -265,8 +265,8 @@ def run_job(job: Job, progress=lambda n: None) -> int:
             continue
         method, _, ablation = policy.partition("+")
         config = ablation_config(ablation) if ablation else method_config(method)
-        rate = "training_lr" if isinstance(config, SafeRuleConfig) else "learning_rate"
-        config = replace(config, **{rate: settings.learning_rate})
+        if not isinstance(config, SafeRuleConfig):  # Safe-RULE's loop keeps its own rates
+            config = replace(config, learning_rate=settings.learning_rate)
         agent = load_agent(base_run)
         keep, forget = unlearning_samplers(data, agent, settings.batch_size, job.seed)
         torch.manual_seed(job.seed)

@@ -21,7 +21,7 @@ import torch
 
 from osrl_unlearn.data.dataset import OfflineDataset
 from osrl_unlearn.data.sampler import BatchSampler, layout_for, training_scales, unlearning_samplers
-from osrl_unlearn.unlearn.config import SafeRuleConfig
+from osrl_unlearn.unlearn.config import FinetuneConfig
 
 
 def continued(agent: torch.nn.Module, loader: Any, steps: int, seed: int,
@@ -31,7 +31,7 @@ def continued(agent: torch.nn.Module, loader: Any, steps: int, seed: int,
     trained = copy.deepcopy(agent)
     torch.manual_seed(seed)
     trained.unlearn(loader, method="finetune", steps=steps, show_progress=False,
-                    config=SafeRuleConfig(training_lr=learning_rate))  # fmt: skip
+                    config=FinetuneConfig(learning_rate=learning_rate))  # fmt: skip
     return trained
 
 

@@ -1,5 +1,7 @@
-"""Settings of the repair methods: :class:`SafeRuleConfig` (Safe-RULE and the baselines built on
-its loop) and :class:`RelabelConfig` (``relabel``, ours).
+"""Settings of the repair methods, one class per method family: :class:`SafeRuleConfig` (Safe-RULE
+and the baselines built on its loop), :class:`FinetuneConfig` (``finetune``, ``retrain``),
+:class:`TrajDeleterConfig` (``trajdeleter``, ``trajdeleter-cost``) and :class:`RelabelConfig`
+(``relabel``, ours).
 
 Safe-RULE unlearning (Jiang, Zhu & Kong, "Safe-RULE: Safe Reinforcement UnLEarning",
 2026; restated in the project's ``safe-rule.md``).
@@ -14,8 +16,8 @@ Per step, with a keep batch B_k and a forget batch B_f:
 kappa is the agent's own cost threshold in Q-space (OSRL's ``qc_thres``), sigma a margin in the same
 units. Defaults follow the paper's Table 7; the two readings the paper leaves open are switches.
 
-The same settings drive the baselines of :mod:`.methods` (reward-only, TrajDeleter, fine-tune,
-retrain): each is Safe-RULE's loop with some terms switched off or replaced.
+The same settings drive the baselines of :mod:`.methods` built on Safe-RULE's loop (reward-only,
+our earlier reading of TrajDeleter): each switches some terms off or replaces them.
 """
 
 from dataclasses import dataclass
@@ -80,11 +82,6 @@ class SafeRuleConfig:
     convergence_fraction: float = 0.0
     """Share of the steps, at the end, spent on keep data only (TrajDeleter's convergence
     phase); 0 for Safe-RULE."""
-    training_lr: Optional[float] = None
-    """Learning rate of every optimizer for 'finetune' / 'retrain'; None keeps OSRL's defaults.
-    Use the rate the agent was trained with."""
-    trainer: str = "fast"
-    """Training step of 'finetune' / 'retrain': 'fast' (ours, equal to OSRL's) or 'osrl'."""
 
     def __post_init__(self) -> None:
         from osrl_unlearn.errors import ConfigError
@@ -110,8 +107,6 @@ class SafeRuleConfig:
             raise ConfigError(
                 f"convergence_fraction must lie in [0, 1), got {self.convergence_fraction}"
             )
-        if self.trainer not in ("fast", "osrl"):
-            raise ConfigError(f"trainer must be 'fast' or 'osrl', got {self.trainer!r}")
         if self.actor_forget_variant not in ("published", "safe"):
             raise ConfigError(
                 f"actor_forget_variant must be 'published' or 'safe', got {self.actor_forget_variant!r}"
@@ -205,3 +200,24 @@ class TrajDeleterConfig:
             )
         if self.anchor_weight < 0:
             raise ConfigError(f"anchor_weight must be non-negative, got {self.anchor_weight}")
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of ``finetune`` and ``retrain``: the agent's own training step on keep data."""
+
+    steps: int = 5000
+    """Training steps (``retrain``: from fresh weights; give it the agent's training steps)."""
+    learning_rate: Optional[float] = None
+    """Learning rate of every network; None: the agent's training rates (its OSRL config). Use
+    the rate the agent was trained with: lower ones make fine-tuning a straw man."""
+    trainer: str = "fast"
+    """Training step: 'fast' (ours, equal to OSRL's) or 'osrl' (OSRL's own trainer)."""
+
+    def __post_init__(self) -> None:
+        from osrl_unlearn.errors import ConfigError
+
+        if self.steps <= 0:
+            raise ConfigError(f"steps must be positive, got {self.steps}")
+        if self.trainer not in ("fast", "osrl"):
+            raise ConfigError(f"trainer must be 'fast' or 'osrl', got {self.trainer!r}")

@@ -35,9 +35,15 @@ from osrl_unlearn.unlearn.base import (  # noqa: F401  (re-exported: the loop's 
     all_finite,
     draw_batches,
 )
-from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig, TrajDeleterConfig
+from osrl_unlearn.unlearn.config import (
+    FinetuneConfig,
+    RelabelConfig,
+    SafeRuleConfig,
+    TrajDeleterConfig,
+)
 from osrl_unlearn.unlearn.methods import OWN_CONFIGS, RELABEL, TRAINING_METHODS, method_config
 from osrl_unlearn.unlearn.relabel import relabel_repair
+from osrl_unlearn.unlearn.retraining import train_on_keep
 from osrl_unlearn.unlearn.trajdeleter import trajdeleter_repair
 
 
@@ -103,7 +109,7 @@ class UnlearningMixin:
         forget_loader: Any = None,
         *,
         method: str = "safe-rule",
-        config: SafeRuleConfig | RelabelConfig | TrajDeleterConfig | None = None,
+        config: SafeRuleConfig | FinetuneConfig | RelabelConfig | TrajDeleterConfig | None = None,
         steps: int | None = None,
         logger: Logger | None = None,
         callback: Callable[[int, dict[str, float]], bool | None] | None = None,
@@ -127,7 +133,8 @@ class UnlearningMixin:
                 ``finetune``, ``retrain`` or ``relabel`` (see :mod:`.methods`).
             config: hyper-parameters; defaults to the method's (a :class:`RelabelConfig` for
                 ``relabel``, a :class:`TrajDeleterConfig` for ``trajdeleter`` and
-                ``trajdeleter-cost``, else a :class:`SafeRuleConfig`). With a config, the method still
+                ``trajdeleter-cost``, a :class:`FinetuneConfig` for ``finetune`` and ``retrain``, else a
+                :class:`SafeRuleConfig`). With a config, the method still
                 sets what defines it (e.g. reward-only's ``use_cost=False``).
             steps: overrides ``config.steps``.
             logger: anything with ``store(**metrics)`` (fsrl's loggers qualify).
@@ -151,6 +158,11 @@ class UnlearningMixin:
         steps = config.steps if steps is None else steps
         if steps <= 0:
             raise UnlearningError(f"steps must be positive, got {steps}")
+        if method in TRAINING_METHODS:
+            return train_on_keep(
+                self, keep_loader, steps, method=method, learning_rate=config.learning_rate,
+                trainer=config.trainer, logger=logger, callback=callback, show_progress=show_progress,
+            )  # fmt: skip
         if method in OWN_CONFIGS:
             if forget_loader is None:
                 raise UnlearningError(
@@ -159,13 +171,6 @@ class UnlearningMixin:
             repair = relabel_repair if method == RELABEL else trajdeleter_repair
             return repair(self, keep_loader, forget_loader, config, steps, logger=logger,
                           callback=callback, show_progress=show_progress)  # fmt: skip
-        if method in TRAINING_METHODS:
-            from osrl_unlearn.unlearn.retraining import train_on_keep
-
-            return train_on_keep(
-                self, keep_loader, steps, method=method, learning_rate=config.training_lr,
-                trainer=config.trainer, logger=logger, callback=callback, show_progress=show_progress,
-            )  # fmt: skip
         if forget_loader is None:
             raise UnlearningError(f"method {method!r} needs a forget loader (the poisoned data).")
         keep_batches = draw_batches(keep_loader, steps, "keep")

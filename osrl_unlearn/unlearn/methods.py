@@ -21,10 +21,17 @@ from dataclasses import replace
 from typing import Any
 
 from osrl_unlearn.errors import ConfigError
-from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig, TrajDeleterConfig
+from osrl_unlearn.unlearn.config import (
+    FinetuneConfig,
+    RelabelConfig,
+    SafeRuleConfig,
+    TrajDeleterConfig,
+)
 
 RELABEL = "relabel"
 OWN_CONFIGS: dict[str, Any] = {
+    "finetune": (FinetuneConfig, {}),
+    "retrain": (FinetuneConfig, {}),
     RELABEL: (RelabelConfig, {}),
     "trajdeleter": (TrajDeleterConfig, {"cost_aware": False}),
     "trajdeleter-cost": (TrajDeleterConfig, {"cost_aware": True}),
@@ -39,8 +46,6 @@ DEFINING: dict[str, dict[str, Any]] = {
     "reward-only": {"forget_objective": "safe-rule", "use_cost": False},
     "trajdeleter-adv": {"forget_objective": "trajdeleter"},
     "trajdeleter-adv-cost": {"forget_objective": "trajdeleter-cost"},
-    "finetune": {},
-    "retrain": {},
 }
 """The settings that make each method what it is (applied over a user's config too)."""
 
@@ -76,7 +81,8 @@ def method_config(method: str, config: Any = None) -> Any:
     """The settings ``method`` runs with: its defaults when ``config`` is None, else ``config``
     with only the method's defining settings applied (so a user's learning rates stay).
     ``relabel`` takes a :class:`RelabelConfig`, ``trajdeleter`` / ``trajdeleter-cost`` a
-    :class:`TrajDeleterConfig`, every other method a :class:`SafeRuleConfig`.
+    :class:`TrajDeleterConfig`, ``finetune`` / ``retrain`` a :class:`FinetuneConfig`, every other
+    method a :class:`SafeRuleConfig`.
 
     Raises:
         ConfigError: an unknown method, or a config of another method's kind.

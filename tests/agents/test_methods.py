@@ -11,7 +11,7 @@ from osrl_unlearn.agents.checkpoint import build_agent
 from osrl_unlearn.errors import ConfigError
 from osrl_unlearn.training import make_trainer
 from osrl_unlearn.unlearn import UnlearningError
-from osrl_unlearn.unlearn.config import RelabelConfig, TrajDeleterConfig
+from osrl_unlearn.unlearn.config import FinetuneConfig, RelabelConfig, TrajDeleterConfig
 from osrl_unlearn.unlearn.methods import METHODS, ablation_config, method_config
 from tests.agents.conftest import TINY_CONFIG, make_agent, samplers
 from tests.agents.test_unlearning import critic_modules, parameters
@@ -35,7 +35,8 @@ def test_every_method_runs_records_time_and_changes_the_actor(agent_name, method
     before = parameters(agent)
     keep, forget = samplers(agent_name, split_data)
     config = {"relabel": RelabelConfig(steps=6), "trajdeleter": TrajDeleterConfig(steps=6),
-              "trajdeleter-cost": TrajDeleterConfig(steps=6)}.get(method, FAST)  # fmt: skip
+              "trajdeleter-cost": TrajDeleterConfig(steps=6), "finetune": FinetuneConfig(steps=6),
+              "retrain": FinetuneConfig(steps=6)}.get(method, FAST)  # fmt: skip
     history = agent.unlearn(keep, forget, method=method, config=config, show_progress=False)
     assert history.method == method
     assert history.steps == 6 and len(history.metrics) == 6
@@ -94,7 +95,7 @@ def test_finetune_is_training_on_keep_data(agent_name, split_data, trainer):
     reference = copy.deepcopy(agent)
     keep, _ = samplers(agent_name, split_data)
     torch.manual_seed(3)
-    config = SafeRuleConfig(trainer=trainer)
+    config = FinetuneConfig(trainer=trainer)
     agent.unlearn(keep, None, method="finetune", config=config, steps=4, show_progress=False)
 
     keep_again, _ = samplers(agent_name, split_data)
