@@ -1,8 +1,11 @@
-"""The unlearning loop, written once: every agent plugs in through small hooks.
+"""``agent.unlearn``: the entry point of every repair method, and Safe-RULE's step.
 
-``UnlearningMixin.unlearn`` draws exactly ``steps`` keep and ``steps`` forget batches, runs the
-agent's critic step and actor step on each pair, soft-updates its target networks, adapts the forget
-weight beta_f and records every metric. Agents implement:
+``UnlearningMixin.unlearn`` resolves the method and its config (:mod:`.methods`), builds keep and
+forget samplers from a poisoned dataset when given one, and hands the run to the one loop every
+method shares (:func:`~osrl_unlearn.unlearn.runner.run_training`) with the method's step:
+:class:`SafeRuleStep` for Safe-RULE and the baselines built on it, the agent's own training step
+for ``finetune`` / ``retrain`` (:mod:`.retraining`), ``relabel`` (:mod:`.relabel`) and
+``trajdeleter`` (:mod:`.trajdeleter`). For :class:`SafeRuleStep` agents implement:
 
 - ``_unlearning_setup(config)``: build fresh optimizers (OSRL checkpoints hold none) and return the
   Q-space cost threshold kappa;
@@ -10,21 +13,17 @@ weight beta_f and records every metric. Agents implement:
 - ``_actor_unlearning_step(keep, forget, ctx)`` -> (metrics, forget-set cost values Q_c(s, pi(s)));
 - ``_sync_targets()``.
 
-``method`` picks Safe-RULE or a baseline (:mod:`.methods`); ``finetune`` and ``retrain`` run OSRL's
-own training step instead (:mod:`.retraining`). Every method returns the same history, with its
-wall time and step count.
+Every method returns the same history, with its wall time and step count.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from osrl_unlearn.losses import forgetting_gap, update_forget_weight
 from osrl_unlearn.unlearn.base import (  # noqa: F401  (re-exported: the loop's public names)
@@ -44,6 +43,7 @@ from osrl_unlearn.unlearn.config import (
 from osrl_unlearn.unlearn.methods import OWN_CONFIGS, RELABEL, TRAINING_METHODS, method_config
 from osrl_unlearn.unlearn.relabel import relabel_repair
 from osrl_unlearn.unlearn.retraining import train_on_keep
+from osrl_unlearn.unlearn.runner import run_training
 from osrl_unlearn.unlearn.trajdeleter import trajdeleter_repair
 
 
@@ -90,6 +90,42 @@ def reinitialise(network: torch.nn.Module) -> None:
     for layer in network.modules():
         if hasattr(layer, "reset_parameters"):
             layer.reset_parameters()
+
+
+class SafeRuleStep:
+    """One step of Safe-RULE's loop (and of the baselines built on it) on a keep and a forget
+    batch: the agent's critic step, its actor step, the target update, then beta_f from the
+    forgetting gap. The loop around it is :func:`~osrl_unlearn.unlearn.retraining.run_training`,
+    shared by every method."""
+
+    progress_keys = {"gap": "unlearn/forgetting_gap", "beta": "unlearn/beta_f",
+                     "qc_f": "unlearn/forget_qc"}  # fmt: skip
+    """What the progress bar shows (name -> metric)."""
+
+    def __init__(self, agent: Any, ctx: UnlearningContext, forgetting_steps: int,
+                 logger: Logger) -> None:  # fmt: skip
+        self.agent, self.ctx, self.logger = agent, ctx, logger
+        self.forgetting_steps = forgetting_steps
+
+    def train_one_step(self, keep: Batch, forget: Batch) -> None:
+        agent, ctx = self.agent, self.ctx
+        config = ctx.config
+        ctx.converging = ctx.step >= self.forgetting_steps
+        metrics: dict[str, float] = {}
+        if config.critic_unlearning or ctx.converging:
+            metrics.update(agent._critic_unlearning_step(keep, forget, ctx))
+        actor_metrics, forget_qc = agent._actor_unlearning_step(keep, forget, ctx)
+        metrics.update(actor_metrics)
+        agent._sync_targets()
+        gap = forgetting_gap(forget_qc, ctx.kappa, ctx.sigma)
+        metrics["unlearn/forgetting_gap"] = gap
+        metrics["unlearn/beta_f"] = ctx.beta
+        if config.adaptive_beta and not ctx.converging:
+            ctx.beta = update_forget_weight(
+                ctx.beta, gap, config.beta_rate, config.beta_min, config.beta_max
+            )
+        ctx.step += 1
+        self.logger.store(**metrics)
 
 
 class UnlearningMixin:
@@ -187,46 +223,17 @@ class UnlearningMixin:
         if config.forget_objective != "safe-rule":
             ctx.reference_actor = copy.deepcopy(self.actor).eval().requires_grad_(False)
         forgetting_steps = steps - round(config.convergence_fraction * steps)
-        history = UnlearningHistory(kappa=kappa, sigma=ctx.sigma, method=method)
-        started = time.perf_counter()
-        bar = tqdm(total=steps, desc=method, disable=not show_progress, dynamic_ncols=True)
-        self.train()
-        try:
-            for step, (keep, forget) in enumerate(zip(keep_batches, forget_batches, strict=False)):
-                ctx.step = step
-                ctx.converging = step >= forgetting_steps
-                self._check_batch(keep, "keep", keep_checked)
-                self._check_batch(forget, "forget", forget_checked)
-                metrics: dict[str, float] = {}
-                if config.critic_unlearning or ctx.converging:
-                    metrics.update(self._critic_unlearning_step(keep, forget, ctx))
-                actor_metrics, forget_qc = self._actor_unlearning_step(keep, forget, ctx)
-                metrics.update(actor_metrics)
-                self._sync_targets()
-                gap = forgetting_gap(forget_qc, ctx.kappa, ctx.sigma)
-                metrics["unlearn/forgetting_gap"] = gap
-                metrics["unlearn/beta_f"] = ctx.beta
-                if config.adaptive_beta and not ctx.converging:
-                    ctx.beta = update_forget_weight(
-                        ctx.beta, gap, config.beta_rate, config.beta_min, config.beta_max
-                    )
-                self._check_metrics(metrics, step)
-                history.metrics.append(metrics)
-                history.steps = step + 1
-                if logger is not None:
-                    logger.store(**metrics)
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix(
-                        gap=f"{gap:.3g}", beta=f"{ctx.beta:.3g}", qc_f=f"{forget_qc.mean():.3g}"
-                    )
-                if callback is not None and callback(step, metrics):
-                    history.stopped_early = True
-                    break
-        finally:
-            bar.close()
-            self.eval()
-            history.wall_seconds = time.perf_counter() - started
+
+        def check(keep: Batch, forget: Batch) -> None:
+            self._check_batch(keep, "keep", keep_checked)
+            self._check_batch(forget, "forget", forget_checked)
+
+        history = run_training(
+            self, self, zip(keep_batches, forget_batches, strict=True), steps, method=method,
+            step_maker=lambda recorder: SafeRuleStep(self, ctx, forgetting_steps, recorder),
+            check=check, logger=logger, callback=callback, show_progress=show_progress,
+        )  # fmt: skip
+        history.kappa, history.sigma = kappa, ctx.sigma
         return history
 
     def _samplers_of(self, data: Any, forget_loader: Any, batch_size: int | None, seed: int):

@@ -39,7 +39,7 @@ from osrl_unlearn.unlearn.base import (
     draw_batches,
 )
 from osrl_unlearn.unlearn.config import RelabelConfig
-from osrl_unlearn.unlearn.retraining import run_training
+from osrl_unlearn.unlearn.runner import run_training
 
 REWARD, COST = 3, 4
 """Positions of rewards and costs in both OSRL batch layouts."""

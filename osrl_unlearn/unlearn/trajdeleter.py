@@ -33,7 +33,7 @@ from osrl_unlearn.unlearn.base import (
 )
 from osrl_unlearn.unlearn.config import TrajDeleterConfig
 from osrl_unlearn.unlearn.relabel import COST, REWARD, largest_cost
-from osrl_unlearn.unlearn.retraining import run_training
+from osrl_unlearn.unlearn.runner import run_training
 
 KEEP, FORGET, CONVERGE = "keep", "forget", "converge"
 
