@@ -139,19 +139,10 @@ def test_gated_step_trains_on_keep_rows_and_relabelled_forget_rows(name, monkeyp
 
 
 @pytest.mark.parametrize("name", ["bcql", "coptidice"])
-def test_the_default_relabels_through_the_agents_own_training_step(name, monkeypatch):
+def test_the_default_relabels_through_the_agents_own_training_step(name, trained_batches):
     keep, forget = samplers(name, costed_split())
     agent = make_agent(name)
-    seen = []
-    from osrl_unlearn.fast import FastTrainer
-
-    step = FastTrainer.train_one_step
-
-    def spy(self, *batch):
-        seen.append(batch if len(batch) > 1 else tuple(batch[0]))
-        return step(self, *batch)
-
-    monkeypatch.setattr(FastTrainer, "train_one_step", spy)
+    seen = trained_batches
     history = agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
     assert history.steps == 5 and len(seen) == 5
     forget_rows_ = round(32 * len(forget) / (len(keep) + len(forget)))

@@ -8,7 +8,6 @@ import torch
 
 from osrl_unlearn.data import OfflineDataset
 from osrl_unlearn.errors import ConfigError
-from osrl_unlearn.fast import FastTrainer
 from osrl_unlearn.unlearn.config import SafeRuleConfig, TrajDeleterConfig
 from osrl_unlearn.unlearn.methods import method_config
 from osrl_unlearn.unlearn.trajdeleter import AnchoredStep, negated, schedule
@@ -55,17 +54,10 @@ def test_the_method_name_decides_cost_awareness():
 
 
 @pytest.mark.parametrize("method", ["trajdeleter", "trajdeleter-cost"])
-def test_forget_blocks_train_on_negated_forget_rows(agent_name, method, monkeypatch):
+def test_forget_blocks_train_on_negated_forget_rows(agent_name, method, trained_batches):
     keep, forget = samplers(agent_name, split())
     agent = make_agent(agent_name)
-    seen = []
-    step = FastTrainer.train_one_step
-
-    def spy(self, *batch):
-        seen.append(batch if len(batch) > 1 else tuple(batch[0]))
-        return step(self, *batch)
-
-    monkeypatch.setattr(FastTrainer, "train_one_step", spy)
+    seen = trained_batches
     history = agent.unlearn(keep, forget, method=method, config=QUICK, show_progress=False)
     assert history.steps == 10 and len(seen) == 10
     assert keep.batches_drawn == 6 and forget.batches_drawn == 4
