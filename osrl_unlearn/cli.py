@@ -117,10 +117,10 @@ class TrainConfig:
     """The dataset's dsrl task, for a file without a ``task`` attribute (default: the file's)."""
 
     def __post_init__(self) -> None:
-        from osrl_unlearn.agents.checkpoint import AGENT_KEYS
+        from osrl_unlearn.agent_specs import SPECS
         from osrl_unlearn.training import PROFILES
 
-        check_choice("agent", self.agent, AGENT_KEYS)
+        check_choice("agent", self.agent, SPECS)
         check_choice("profile", self.profile, PROFILES)
         check_int("steps", self.steps, 1, " (or leave it out for the profile's)")
         check_int("batch_size", self.batch_size, 1, " (or leave it out for the profile's)")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import torch
 
+from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.agents.osrl_configs import trainer_learning_rates
 from osrl_unlearn.fast import learning_rates
 from osrl_unlearn.stack import import_osrl_algorithms
 
-OSRL_PREFIX = {"bcql": "BCQL", "bearl": "BEARL", "cpq": "CPQ", "coptidice": "COptiDICE"}
-"""Agent name -> OSRL's class and trainer prefix."""
+OSRL_PREFIX = {key: spec.osrl_name for key, spec in SPECS.items()}
+"""Agent name -> OSRL's class and trainer prefix (from :mod:`osrl_unlearn.agent_specs`)."""
 
 
 def osrl_trainer(
@@ -34,7 +35,7 @@ class _OSRLSteps:
 
     def __init__(self, agent: str, trainer) -> None:
         self.trainer = trainer
-        self.single_batch = agent == "coptidice"
+        self.single_batch = SPECS[agent].dataset_statistics
 
     def train_one_step(self, *batch: torch.Tensor) -> None:
         self.trainer.train_one_step(batch) if self.single_batch else self.trainer.train_one_step(

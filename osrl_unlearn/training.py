@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional
 import torch
 from tqdm.auto import tqdm
 
+from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.agents.checkpoint import build_agent
 from osrl_unlearn.agents.osrl_configs import osrl_train_config
 from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for
@@ -105,7 +106,7 @@ def train_agent(
     config = training_config(data, settings)
     torch.manual_seed(settings.seed)
     model = build_agent(settings.agent, config)
-    if settings.agent == "coptidice":  # OSRL's script hands COptiDICE the dataset statistics
+    if SPECS[settings.agent].dataset_statistics:  # OSRL's script hands COptiDICE these
         stats = dataset_stats(data)
         model.init_state_propotion = stats.init_state_proportion
         model.observations_std = torch.from_numpy(stats.observations_std)

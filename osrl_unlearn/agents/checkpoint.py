@@ -16,25 +16,15 @@ import numpy as np
 import torch
 import yaml
 
-from osrl_unlearn.agents.actor_critic import BCQL, BEARL, CPQ
-from osrl_unlearn.agents.coptidice import COptiDICE
+from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.errors import UserError, describe_yaml_error
 from osrl_unlearn.tasks import get_task
 
 COMMON_KEYS = ("a_hidden_sizes", "c_hidden_sizes", "gamma", "cost_limit", "episode_len")
-AGENT_KEYS = {
-    "bcql": ("vae_hidden_sizes", "sample_action_num", "PID", "tau", "lmbda", "beta", "phi",
-             "num_q", "num_qc"),
-    "bearl": ("vae_hidden_sizes", "sample_action_num", "PID", "tau", "lmbda", "beta", "num_q",
-              "num_qc", "mmd_sigma", "target_mmd_thresh", "start_update_policy_step"),
-    "cpq": ("vae_hidden_sizes", "sample_action_num", "tau", "beta", "num_q", "num_qc",
-            "qc_scalar"),
-    "coptidice": ("alpha", "f_type", "cost_ub_epsilon", "num_nu", "num_chi"),
-}  # fmt: skip
+AGENT_KEYS = {key: spec.constructor_keys for key, spec in SPECS.items()}
 """The ``config.yaml`` keys OSRL's ``examples/eval/eval_<algo>.py`` rebuilds each agent from."""
 
-
-AGENTS = {"bcql": BCQL, "bearl": BEARL, "cpq": CPQ, "coptidice": COptiDICE}
+AGENTS = {key: spec.agent_class() for key, spec in SPECS.items()}
 """Agent name -> our subclass of OSRL's agent."""
 
 
@@ -58,7 +48,7 @@ def build_agent(name: str, config: dict[str, Any], device: str = "cpu") -> torch
     cls = agent_class(name)
     task = get_task(config["task"])
     kwargs = {key: config[key] for key in (*COMMON_KEYS, *AGENT_KEYS[name]) if key in config}
-    if name == "coptidice":
+    if SPECS[name].dataset_statistics:
         # OSRL's eval passes these placeholders; the dataset statistics are not saved.
         kwargs.update(init_state_propotion=1.0, observations_std=np.zeros(1, np.float32),
                       actions_std=np.zeros(1, np.float32), f_type=config.get("f_type", "softchi"))  # fmt: skip

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from osrl_unlearn.agent_specs import SPECS
+
 _COMMON: dict[str, Any] = {
     "project": "OSRL-baselines", "group": None, "name": None, "suffix": "", "logdir": "logs",
     "verbose": True, "outliers_percent": None, "noise_scale": None, "inpaint_ranges": None,
@@ -49,12 +51,7 @@ OSRL_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 """Per agent, OSRL's training config (its CarCircle values, which are its defaults)."""
 
-LEARNING_RATE_KEYS: dict[str, tuple[str, ...]] = {
-    "bcql": ("actor_lr", "critic_lr", "vae_lr"),
-    "bearl": ("actor_lr", "critic_lr", "vae_lr"),
-    "cpq": ("actor_lr", "critic_lr", "alpha_lr", "vae_lr"),
-    "coptidice": ("actor_lr", "critic_lr", "scalar_lr"),
-}
+LEARNING_RATE_KEYS = {key: spec.config_learning_rates for key, spec in SPECS.items()}
 """The config keys OSRL's ``train_<algo>.py`` hands the agent's trainer as learning rates."""
 
 

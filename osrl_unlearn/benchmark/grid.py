@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from osrl_unlearn.agent_specs import SPECS
+
 ALL_METHODS = [
     "safe-rule",
     "reward-only",
@@ -27,7 +29,7 @@ ALL_METHODS = [
     "relabel",
     "retrain",
 ]
-ALL_AGENTS = ["bcql", "bearl", "cpq", "coptidice"]
+ALL_AGENTS = list(SPECS)
 ALL_ATTACKS = ["max-cost", "max-reward", "min-reward"]
 PAPER_ABLATIONS = [
     "fixed-beta",

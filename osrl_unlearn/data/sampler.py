@@ -14,16 +14,12 @@ from typing import Literal
 import numpy as np
 import torch
 
+from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.data.dataset import DatasetError, OfflineDataset
 
 Layout = Literal["transition", "coptidice"]
-LAYOUTS: dict[str, Layout] = {
-    "bcql": "transition",
-    "bearl": "transition",
-    "cpq": "transition",
-    "coptidice": "coptidice",
-}
-"""Agent name -> batch layout.
+LAYOUTS: dict[str, Layout] = {key: spec.layout for key, spec in SPECS.items()}  # type: ignore[misc]
+"""Agent name -> batch layout (from :mod:`osrl_unlearn.agent_specs`).
 
 ``transition``: ``(observations, next_observations, actions, rewards, costs, done)``, the
 positional arguments of ``BCQLTrainer`` / ``BEARLTrainer`` / ``CPQTrainer.train_one_step``.

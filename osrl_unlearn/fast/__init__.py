@@ -13,21 +13,14 @@ from typing import Any
 
 import torch
 
-from osrl_unlearn.fast.bcql import BCQLStep, BEARLStep, Metrics
-from osrl_unlearn.fast.coptidice import COptiDICEStep
-from osrl_unlearn.fast.cpq import CPQStep
+from osrl_unlearn.agent_specs import SPECS
+from osrl_unlearn.fast.bcql import Metrics
 
 TRAINERS = ("fast", "osrl")
 """Which training step trains an agent: ours (``fast``) or OSRL's own trainer (``osrl``)."""
 
 # Learning-rate defaults of OSRL's trainers (argument names as OSRL's).
-_OSRL_DEFAULTS: dict[str, dict[str, float]] = {
-    "bcql": {"actor_lr": 1e-4, "critic_lr": 1e-4, "vae_lr": 1e-4},
-    "bearl": {"actor_lr": 1e-3, "critic_lr": 1e-3, "vae_lr": 1e-3, "alpha_lr": 1e-3},
-    "cpq": {"actor_lr": 1e-4, "critic_lr": 1e-4, "alpha_lr": 1e-4, "vae_lr": 1e-4},
-    "coptidice": {"actor_lr": 1e-3, "critic_lr": 1e-3, "scalar_lr": 1e-3},
-}
-_STEPS = {"bcql": BCQLStep, "bearl": BEARLStep, "cpq": CPQStep, "coptidice": COptiDICEStep}
+_OSRL_DEFAULTS = {key: spec.trainer_learning_rates for key, spec in SPECS.items()}
 
 
 class FastTrainer:
@@ -51,7 +44,7 @@ class FastTrainer:
         self.agent = agent
         self.model = model
         self.logger = logger
-        self._step = _STEPS[agent](model, **{**_OSRL_DEFAULTS[agent], **learning_rates})
+        self._step = SPECS[agent].step_class()(model, **{**_OSRL_DEFAULTS[agent], **learning_rates})
 
     def train_one_step(self, *batch: torch.Tensor) -> Metrics:
         """One step on a batch in the agent's OSRL layout (COptiDICE's as one tuple, as OSRL's

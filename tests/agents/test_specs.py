@@ -1,0 +1,35 @@
+"""Each agent spec agrees with OSRL and with the pieces it names."""
+
+import inspect
+
+import pytest
+
+from osrl_unlearn.agent_specs import SPECS, agent_spec
+from osrl_unlearn.agents.osrl_configs import OSRL_TRAIN_DEFAULTS
+from osrl_unlearn.data import layout_for
+from osrl_unlearn.stack import import_osrl_algorithms
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_spec_names_pieces_that_exist_and_agree_with_osrl(key):
+    spec = SPECS[key]
+    osrl = import_osrl_algorithms()
+    subclass = spec.agent_class()
+    assert subclass.osrl_key == key and issubclass(subclass, getattr(osrl, spec.osrl_name))
+    trainer = getattr(osrl, f"{spec.osrl_name}Trainer")
+    parameters = inspect.signature(trainer.__init__).parameters
+    for name, default in spec.trainer_learning_rates.items():  # OSRL's trainer defaults
+        assert parameters[name].default == default, (key, name)
+    constructor = inspect.signature(getattr(osrl, spec.osrl_name).__init__).parameters
+    assert all(k in constructor for k in spec.constructor_keys)
+    config = OSRL_TRAIN_DEFAULTS[key]
+    assert config["prefix"] == spec.osrl_name
+    assert all(k in config for k in (*spec.constructor_keys, *spec.config_learning_rates))
+    assert spec.step_class().__name__.endswith("Step")
+    assert layout_for(key) == spec.layout
+
+
+def test_unknown_agent_names_the_known_ones():
+    with pytest.raises(KeyError, match="bcql, bearl, cpq, coptidice"):
+        agent_spec("sac")
+    assert agent_spec("BCQL") is SPECS["bcql"]
