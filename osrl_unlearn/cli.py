@@ -23,8 +23,8 @@ from osrl_unlearn.errors import (
     ConfigError,
     UserError,
     describe_os_error,
-    describe_yaml_error,
     find_user_error,
+    read_yaml,
 )
 from osrl_unlearn.unlearn.config import (
     FinetuneConfig,
@@ -676,19 +676,11 @@ def _check_flag(command: str, name: str, raw: str, kind: Any) -> None:
 
 def _check_config_file(command: str, path: str, types: dict[str, Any]) -> set[str]:
     """Validates a ``--config_path`` file; returns the dotted names of the options it sets."""
-    import yaml
-
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"--config_path {path}: no such file; pass an existing YAML file.")
-    try:
-        content = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"--config_path {path}: not valid YAML ({describe_yaml_error(exc)}); fix the file."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config_path {path}: cannot be read ({exc}).") from None
+    content = read_yaml(file, ConfigError, f"--config_path {path}", "fix the file",
+                        "check the file's permissions")  # fmt: skip
     if content is None:
         return set()
     if not isinstance(content, dict):

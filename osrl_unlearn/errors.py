@@ -34,6 +34,22 @@ def describe_yaml_error(exc: Exception) -> str:
     return where + (getattr(exc, "problem", None) or str(exc).splitlines()[0])
 
 
+def read_yaml(path: str | os.PathLike, error: type[Exception], label: str, invalid_fix: str,
+              unreadable_fix: str) -> object:  # fmt: skip
+    """The YAML content of ``path``; a file that is not valid YAML or cannot be read raises
+    ``error`` as ``<label>: <what is wrong>; <fix>.``"""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise error(
+            f"{label}: not valid YAML ({describe_yaml_error(exc)}); {invalid_fix}."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{label}: cannot be read ({exc}); {unreadable_fix}.") from None
+
+
 def mount_point(path: str | os.PathLike) -> Path:
     """The mount point of the file system ``path`` lies on (of its closest existing parent)."""
     path = Path(os.path.abspath(path))

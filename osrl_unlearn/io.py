@@ -125,6 +125,18 @@ def _as_output_errors(target: Path, *staged: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _staging_site(path: Path, overwrite: bool) -> Iterator[None]:
+    """Where an atomic output of ``path`` is staged: refuses an existing ``path`` unless
+    ``overwrite``, makes the folder (removed again if the output fails and it was new) and clears
+    stale staging leftovers of earlier killed runs."""
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another output path or allow overwriting.")
+    with made_dirs(path.parent):
+        clean_stale(path)
+        yield
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yields a staging path next to ``path``; renames it onto ``path`` only on success.
 
@@ -137,10 +149,7 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         OutputError: the disk is full or the folder cannot be written.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another output path or allow overwriting.")
-    with made_dirs(path.parent):
-        clean_stale(path)
+    with _staging_site(path, overwrite):
         with _as_output_errors(path):
             fd, tmp_name = tempfile.mkstemp(
                 prefix=staging_prefix(path), suffix=".tmp", dir=path.parent
@@ -178,10 +187,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
         OutputError: the disk is full or the folder cannot be written.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another output path or allow overwriting.")
-    with made_dirs(path.parent):
-        clean_stale(path)
+    with _staging_site(path, overwrite):
         with _as_output_errors(path):
             tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(path), dir=path.parent))
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would outlive the rename

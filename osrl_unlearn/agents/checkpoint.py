@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from osrl_unlearn.agent_specs import SPECS
-from osrl_unlearn.errors import UserError, describe_yaml_error
+from osrl_unlearn.errors import UserError, read_yaml
 from osrl_unlearn.tasks import get_task
 
 COMMON_KEYS = ("a_hidden_sizes", "c_hidden_sizes", "gamma", "cost_limit", "episode_len")
@@ -69,15 +69,8 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: no config.yaml; pass an OSRL run folder.")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CheckpointError(
-            f"{path}: not valid YAML ({describe_yaml_error(exc)}); fix the file or pass another "
-            "OSRL run folder."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: cannot be read ({exc}); pass an OSRL run folder.") from None
+    config = read_yaml(path, CheckpointError, str(path), "fix the file or pass another OSRL run "
+                       "folder", "pass an OSRL run folder")  # fmt: skip
     if not isinstance(config, dict) or "task" not in config:
         raise CheckpointError(
             f"{path}: not an OSRL training config (no 'task' key); pass an OSRL run folder, or "
