@@ -40,7 +40,13 @@ from osrl_unlearn.unlearn.config import (
     SafeRuleConfig,
     TrajDeleterConfig,
 )
-from osrl_unlearn.unlearn.methods import OWN_CONFIGS, RELABEL, TRAINING_METHODS, method_config
+from osrl_unlearn.unlearn.methods import (
+    OWN_CONFIGS,
+    RELABEL,
+    TRAINING_METHODS,
+    method_config,
+    method_of,
+)
 from osrl_unlearn.unlearn.relabel import relabel_repair
 from osrl_unlearn.unlearn.retraining import train_on_keep
 from osrl_unlearn.unlearn.runner import run_training
@@ -144,7 +150,7 @@ class UnlearningMixin:
         keep_loader: Any,
         forget_loader: Any = None,
         *,
-        method: str = "safe-rule",
+        method: str | None = None,
         config: SafeRuleConfig | FinetuneConfig | RelabelConfig | TrajDeleterConfig | None = None,
         steps: int | None = None,
         logger: Logger | None = None,
@@ -164,7 +170,8 @@ class UnlearningMixin:
                 :class:`~osrl_unlearn.data.OfflineDataset` itself (then no forget loader).
             forget_loader: the injected (poisoned) data, same form (unused, and may be None, for
                 ``finetune`` and ``retrain``).
-            method: ``safe-rule`` (default), ``reward-only``, ``trajdeleter``,
+            method: by default the one ``config``'s type names (:func:`.methods.method_of`:
+                ``safe-rule`` without a config); or ``safe-rule``, ``reward-only``, ``trajdeleter``,
                 ``trajdeleter-cost``, ``trajdeleter-adv``, ``trajdeleter-adv-cost``,
                 ``finetune``, ``retrain`` or ``relabel`` (see :mod:`.methods`).
             config: hyper-parameters; defaults to the method's (a :class:`RelabelConfig` for
@@ -184,6 +191,7 @@ class UnlearningMixin:
             The per-step history of losses, forget weight and forgetting gap, its wall time and
             step count.
         """
+        method = method or method_of(config)
         config = method_config(method, config)
         if hasattr(keep_loader, "poison_mask"):  # the short form: one poisoned dataset
             keep_loader, forget_loader = self._samplers_of(

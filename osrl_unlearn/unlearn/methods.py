@@ -100,6 +100,17 @@ def method_config(method: str, config: Any = None) -> Any:
     return replace(config, **defining)
 
 
+def method_of(config: Any) -> str:
+    """The method a config runs when no method is named: ``relabel`` for a
+    :class:`RelabelConfig`, ``trajdeleter`` (``-cost`` when cost-aware) for a
+    :class:`TrajDeleterConfig`, ``finetune`` for a :class:`FinetuneConfig`, else ``safe-rule``."""
+    if isinstance(config, RelabelConfig):
+        return RELABEL
+    if isinstance(config, TrajDeleterConfig):
+        return "trajdeleter-cost" if config.cost_aware else "trajdeleter"
+    return "finetune" if isinstance(config, FinetuneConfig) else "safe-rule"
+
+
 def ablation_config(name: str, config: SafeRuleConfig | None = None) -> SafeRuleConfig:
     """Safe-RULE with the ablation ``name`` applied (see :data:`ABLATIONS`); ``a+b`` applies
     ablations ``a`` and ``b`` together (``b`` wins where both set a field)."""

@@ -217,3 +217,16 @@ def test_short_form_splits_a_poisoned_dataset_by_its_mask(split_data):
         make_agent("cpq").unlearn(clean, steps=2, show_progress=False)
     with pytest.raises(UnlearningError, match="not a dataset and a forget loader"):
         make_agent("cpq").unlearn(poisoned, forget, steps=2, show_progress=False)
+
+
+@pytest.mark.parametrize(
+    ("config", "method"),
+    [(None, "safe-rule"), (SafeRuleConfig(steps=2), "safe-rule"), (FinetuneConfig(steps=2), "finetune"),
+     (RelabelConfig(steps=2), "relabel"), (TrajDeleterConfig(steps=2), "trajdeleter"),
+     (TrajDeleterConfig(steps=2, cost_aware=True), "trajdeleter-cost")],
+)  # fmt: skip
+def test_the_method_follows_from_the_configs_type(config, method, split_data):
+    agent = make_agent("bcql")
+    keep, forget = samplers("bcql", split_data)
+    history = agent.unlearn(keep, forget, config=config, steps=2, show_progress=False)
+    assert history.method == method and history.steps == 2
