@@ -3,7 +3,7 @@
 Every per-agent table elsewhere (batch layouts, OSRL class and trainer names, constructor keys,
 learning-rate arguments, our subclass, our training step) is read from :data:`SPECS`. Adding an
 agent means adding its spec here, its subclass (``osrl_unlearn.agents``), its fast step
-(``osrl_unlearn.fast``) and its OSRL training config (``osrl_unlearn.agents.osrl_configs``).
+(``osrl_unlearn.fast``) and its OSRL training config (``osrl_unlearn.osrl_configs``).
 
 The module imports nothing heavy: the data layer and the command line read it without torch.
 """
@@ -30,7 +30,7 @@ class AgentSpec:
     sizes (``a_hidden_sizes``, ``c_hidden_sizes``, ``gamma``, ``cost_limit``, ``episode_len``)."""
     trainer_learning_rates: dict[str, float] = field(default_factory=dict)
     """The learning-rate arguments of OSRL's ``<Name>Trainer`` and their defaults there (the
-    training config's own values are in :mod:`osrl_unlearn.agents.osrl_configs`)."""
+    training config's own values are in :mod:`osrl_unlearn.osrl_configs`)."""
     config_learning_rates: tuple[str, ...] = ()
     """The training-config keys OSRL's ``train_<algo>.py`` hands the trainer as rates (BEAR-Lag's
     script leaves ``alpha_lr`` at the trainer's default)."""

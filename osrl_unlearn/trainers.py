@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from osrl_unlearn.agent_specs import SPECS
-from osrl_unlearn.agents.osrl_configs import trainer_learning_rates
 from osrl_unlearn.fast import learning_rates
+from osrl_unlearn.osrl_configs import trainer_learning_rates
 from osrl_unlearn.stack import import_osrl_algorithms
 
 OSRL_PREFIX = {key: spec.osrl_name for key, spec in SPECS.items()}

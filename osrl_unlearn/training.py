@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 
 from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.agents.checkpoint import build_agent
-from osrl_unlearn.agents.osrl_configs import osrl_train_config
 from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for
 from osrl_unlearn.fast import learning_rates
+from osrl_unlearn.osrl_configs import osrl_train_config
 from osrl_unlearn.stack import import_fsrl
 from osrl_unlearn.tasks import get_task
 from osrl_unlearn.trainers import make_trainer, osrl_trainer  # noqa: F401  (re-exported)

@@ -1,5 +1,6 @@
-"""No import cycles inside the package, counting imports inside functions (they hide cycles):
-every module can be imported first, on its own."""
+"""No import cycles inside the package, counting imports inside functions (they hide cycles) and
+the package ``__init__`` every import of a submodule runs first: every module can be imported
+first, on its own."""
 
 import ast
 from pathlib import Path
@@ -29,8 +30,11 @@ def module_graph() -> dict[str, set[str]]:
             for target in targets:
                 while target and target not in modules:
                     target = target.rpartition(".")[0]
-                if target and target != name and not name.startswith(target + "."):
-                    graph[name].add(target)
+                # importing a.b.c runs a.b's __init__ first (the root's runs before anything)
+                while target and target != PACKAGE.name:
+                    if target in modules and target != name and not name.startswith(target + "."):
+                        graph[name].add(target)
+                    target = target.rpartition(".")[0]
     return graph
 
 

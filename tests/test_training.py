@@ -118,8 +118,8 @@ def test_run_folder_holds_osrl_complete_config_and_osrl_builds_the_agent(agent, 
     import numpy as np
     import yaml
 
-    from osrl_unlearn.agents.osrl_configs import OSRL_TRAIN_DEFAULTS
     from osrl_unlearn.data import OfflineDataset
+    from osrl_unlearn.osrl_configs import OSRL_TRAIN_DEFAULTS
     from osrl_unlearn.stack import import_osrl_algorithms
     from osrl_unlearn.tasks import get_task
     from osrl_unlearn.training import train_agent

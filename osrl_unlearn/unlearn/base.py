@@ -83,3 +83,11 @@ def all_finite(loader: Any, name: str) -> bool:
                 "validate the dataset with osrl_unlearn.data before unlearning."
             )
     return True
+
+
+def reinitialise(network: torch.nn.Module) -> None:
+    """Fresh weights for every layer of ``network``, drawn from torch's global generator as at
+    construction."""
+    for layer in network.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()

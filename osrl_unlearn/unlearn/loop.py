@@ -33,6 +33,7 @@ from osrl_unlearn.unlearn.base import (  # noqa: F401  (re-exported: the loop's 
     UnlearningHistory,
     all_finite,
     draw_batches,
+    reinitialise,
 )
 from osrl_unlearn.unlearn.config import (
     FinetuneConfig,
@@ -88,14 +89,6 @@ def check_scales(agent: Any, loader: Any, name: str) -> None:
             f"{loader.cost_scale:g}, but the agent was trained with {expected[0]:g} and "
             f"{expected[1]:g}; build the samplers with osrl_unlearn.data.unlearning_samplers."
         )
-
-
-def reinitialise(network: torch.nn.Module) -> None:
-    """Fresh weights for every layer of ``network``, drawn from torch's global generator as at
-    construction."""
-    for layer in network.modules():
-        if hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()
 
 
 class SafeRuleStep:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from osrl_unlearn.data.sampler import training_scales
+from osrl_unlearn.osrl_configs import trainer_learning_rates
 from osrl_unlearn.unlearn.base import (
     Batch,
     Logger,
@@ -37,6 +38,7 @@ from osrl_unlearn.unlearn.base import (
     UnlearningHistory,
     all_finite,
     draw_batches,
+    reinitialise,
 )
 from osrl_unlearn.unlearn.config import RelabelConfig
 from osrl_unlearn.unlearn.runner import run_training
@@ -103,9 +105,7 @@ def shrink_perturb(network: torch.nn.Module, shrink: float, perturb: float) -> N
     """theta <- shrink * theta + perturb * theta_fresh for every parameter of ``network``, the
     fresh weights drawn from torch's global generator as at construction."""
     old = [p.detach().clone() for p in network.parameters()]
-    for layer in network.modules():
-        if hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()
+    reinitialise(network)
     for p, before in zip(network.parameters(), old, strict=True):
         p.copy_(shrink * before + perturb * p)
 
@@ -120,8 +120,6 @@ class GatedStep:
 
     def __init__(self, agent: torch.nn.Module, config: RelabelConfig, keep_rows: int,
                  logger: Logger) -> None:  # fmt: skip
-        from osrl_unlearn.agents.osrl_configs import trainer_learning_rates
-
         rates = trainer_learning_rates(agent.osrl_key, getattr(agent, "osrl_config", None) or {})
         if config.learning_rate is not None:
             rates = dict.fromkeys(rates, config.learning_rate)

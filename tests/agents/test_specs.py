@@ -5,8 +5,8 @@ import inspect
 import pytest
 
 from osrl_unlearn.agent_specs import SPECS, agent_spec
-from osrl_unlearn.agents.osrl_configs import OSRL_TRAIN_DEFAULTS
 from osrl_unlearn.data import layout_for
+from osrl_unlearn.osrl_configs import OSRL_TRAIN_DEFAULTS
 from osrl_unlearn.stack import import_osrl_algorithms
 
 
