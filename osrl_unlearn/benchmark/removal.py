@@ -28,11 +28,19 @@ def continued(agent: torch.nn.Module, loader: Any, steps: int, seed: int,
               learning_rate: float | None = None) -> torch.nn.Module:  # fmt: skip
     """A copy of ``agent`` trained ``steps`` more steps on ``loader``'s batches (the agent's own
     training step); ``agent`` itself is left as it is."""
-    trained = copy.deepcopy(agent)
+    trained = copy.deepcopy(agent, memo=_detached_intermediates(agent))
     torch.manual_seed(seed)
     trained.unlearn(loader, method="finetune", steps=steps, show_progress=False,
                     config=FinetuneConfig(learning_rate=learning_rate))  # fmt: skip
     return trained
+
+
+def _detached_intermediates(agent: torch.nn.Module) -> dict[int, torch.Tensor]:
+    """A deepcopy memo giving detached copies of the tensors an agent keeps that are results of a
+    computation (COptiDICE's ``_tau`` and ``_lmbda``): torch refuses to deepcopy those, and the
+    agent recomputes them at its next step."""
+    return {id(value): value.detach().clone() for value in vars(agent).values()
+            if isinstance(value, torch.Tensor) and value.grad_fn is not None}  # fmt: skip
 
 
 def removal_check(
