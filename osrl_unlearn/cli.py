@@ -323,17 +323,10 @@ def method_settings(cfg: UnlearnConfig, given: frozenset[str] | None = None) -> 
                 f"--{section}.*; drop it or pick the method it belongs to."
             )
     if cfg.method in OWN_CONFIGS:  # its own config: every field the user set arrives as set
-        return method_config(cfg.method, own_config(cfg))
+        return method_config(cfg.method, getattr(cfg, section))
     if given is not None:
         given = frozenset(k.split(".", 1)[1] for k in given if k.startswith("unlearning."))
     return user_settings(cfg.method, cfg.unlearning, given)
-
-
-def own_config(cfg: UnlearnConfig) -> Any:
-    """The ``--relabel.*``, ``--trajdeleter.*`` or ``--finetune.*`` settings of ``cfg.method``."""
-    if cfg.method == RELABEL:
-        return cfg.relabel
-    return cfg.finetune if cfg.method in TRAINING_METHODS else cfg.trajdeleter
 
 
 def user_settings(

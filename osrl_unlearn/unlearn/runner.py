@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from osrl_unlearn.trainers import make_trainer
 from osrl_unlearn.unlearn.base import Batch, Logger, UnlearningHistory
 
 
@@ -65,15 +66,12 @@ def run_training(
     callback: Callable[[int, dict[str, float]], bool | None] | None = None,
     show_progress: bool = True,
 ) -> UnlearningHistory:
-    """The training loop of every method that runs the agent's own training step: ``model``
-    (``agent`` itself, or a fresh agent whose weights ``agent`` adopts at the end) takes one
-    step per batch, with the metrics, checks, callback (returning True stops), progress bar and
-    wall time of every method. The step is the agent's ``trainer`` step, or ``step_maker(logger)``
+    """The loop of every repair method: ``model`` (``agent`` itself, or a fresh agent whose
+    weights ``agent`` adopts at the end) takes one step per batch, with the checks, metrics,
+    callback (returning True stops), progress bar and wall time. The step is the agent's ``trainer`` step, or ``step_maker(logger)``
     (anything with ``train_one_step`` that stores its metrics in ``logger``). A batch may be a
     tuple of batches (Safe-RULE's keep and forget): ``check(*batch)`` then validates it, where
     the default checks one keep batch (``finite_checked``: its sampler's data was checked)."""
-    from osrl_unlearn.trainers import make_trainer
-
     history = UnlearningHistory(method=method)
     started = time.perf_counter()
     recorder = _StepRecorder(logger)

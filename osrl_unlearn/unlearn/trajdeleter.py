@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from osrl_unlearn.trainers import make_trainer
 from osrl_unlearn.unlearn.base import (
     Batch,
     Logger,
@@ -61,8 +62,6 @@ class AnchoredStep:
 
     def __init__(self, agent: torch.nn.Module, config: TrajDeleterConfig, phases: list[str],
                  logger: Logger) -> None:  # fmt: skip
-        from osrl_unlearn.trainers import make_trainer
-
         original = copy.deepcopy(agent).requires_grad_(False)  # before our step re-homes weights
         self.trainer = make_trainer("fast", agent.osrl_key, agent, logger, config.learning_rate)
         self.step = self.trainer._step
