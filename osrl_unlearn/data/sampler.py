@@ -127,6 +127,11 @@ class BatchSampler:
 
     def sample(self) -> tuple[torch.Tensor, ...]:
         """One batch in this sampler's layout."""
+        return self.sample_indexed()[1]
+
+    def sample_indexed(self) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """(row indices, batch): one batch as :meth:`sample` draws it, with the rows it took (for
+        per-row values kept outside the batch layout)."""
         index = torch.randint(
             self.dataset_size,
             (self.batch_size,),
@@ -134,7 +139,7 @@ class BatchSampler:
             device=self.device,
         )
         self.batches_drawn += 1
-        return tuple(field.index_select(0, index) for field in self._fields)
+        return index, tuple(field.index_select(0, index) for field in self._fields)
 
     def batches(self, count: int) -> Iterator[tuple[torch.Tensor, ...]]:
         """Exactly ``count`` batches (OSRL's loaders iterate forever; this one is bounded)."""

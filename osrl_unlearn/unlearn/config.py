@@ -134,6 +134,11 @@ class RelabelConfig:
     """Shrink factor of 'shrink-perturb'."""
     perturb: float = 0.1
     """Weight of the fresh weights added by 'shrink-perturb'."""
+    cost_to_go: bool = False
+    """Floor the cost critic's Bellman target on forget rows at the relabelled cost of the rest of
+    their trajectory, c (1 - gamma^n) / (1 - gamma) for n steps to its end: the relabelled cost
+    reaches Q_c at once instead of through slow target networks (agents with Q critics; needs
+    the forget rows as a BatchSampler, which knows their trajectories)."""
     actor_objective: str = "agent"
     """'agent': the agent's own training step (OSRL's losses); 'gated': critics by Bellman
     regression, the actor by the per-state gated loss -E[1[Q_c <= kappa] Q_r] +
@@ -164,6 +169,11 @@ class RelabelConfig:
         if self.actor_objective not in ("gated", "agent"):
             raise ConfigError(
                 f"actor_objective must be 'gated' or 'agent', got {self.actor_objective!r}"
+            )
+        if self.cost_to_go and self.actor_objective == "gated":
+            raise ConfigError(
+                "cost_to_go floors the agent's own training step; actor_objective='gated' "
+                "replaces it: set one of them"
             )
         if self.cost_label is not None and self.cost_label < 0:
             raise ConfigError(f"cost_label must be non-negative, got {self.cost_label}")

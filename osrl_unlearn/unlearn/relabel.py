@@ -31,6 +31,7 @@ import torch
 
 from osrl_unlearn.data.sampler import training_scales
 from osrl_unlearn.osrl_configs import trainer_learning_rates
+from osrl_unlearn.trainers import make_trainer
 from osrl_unlearn.unlearn.base import (
     Batch,
     Logger,
@@ -43,8 +44,8 @@ from osrl_unlearn.unlearn.base import (
 from osrl_unlearn.unlearn.config import RelabelConfig
 from osrl_unlearn.unlearn.runner import run_training
 
-REWARD, COST = 3, 4
-"""Positions of rewards and costs in both OSRL batch layouts."""
+REWARD, COST, DONE = 3, 4, 5
+"""Positions of rewards, costs and done flags in both OSRL batch layouts."""
 
 
 def relabelled(batch: Batch, reward: float, cost: float) -> Batch:
@@ -100,6 +101,48 @@ def largest_cost(keep_costs: torch.Tensor) -> float:
     return cost
 
 
+def steps_to_end(done: torch.Tensor) -> torch.Tensor:
+    """Per row, how many steps its trajectory has from this row to its end, this row included
+    (rows after the last ``done`` flag count to the end of the data)."""
+    flags = done.flatten().bool()
+    rows = flags.numel()
+    ends = torch.nonzero(flags).flatten()
+    ends = torch.cat([ends, ends.new_tensor([rows - 1])]) if not flags[-1] else ends
+    # each row's trajectory ends at the first end at or after it
+    end_of = ends[torch.searchsorted(ends, torch.arange(rows))]
+    return end_of - torch.arange(rows) + 1
+
+
+def cost_to_go(done: torch.Tensor, cost: float, gamma: float) -> torch.Tensor:
+    """Per row, the discounted cost of the rest of its trajectory when every step costs ``cost``:
+    cost (1 - gamma^n) / (1 - gamma) for n = :func:`steps_to_end`."""
+    n = steps_to_end(done).double()
+    return (cost * (1 - gamma**n) / (1 - gamma)).float()
+
+
+class FlooredStep:
+    """The agent's fast training step with the cost critic's Bellman targets floored, row by
+    row, at a value given with each batch (``-inf``: no floor): ``train_one_step(*batch, floor)``.
+    Agents without a ``bellman_backups`` (COptiDICE) train unchanged."""
+
+    def __init__(self, agent: torch.nn.Module, config: RelabelConfig, logger: Logger) -> None:
+        self.trainer = make_trainer(config.trainer, agent.osrl_key, agent, logger,
+                                    config.learning_rate)  # fmt: skip
+        step = getattr(self.trainer, "_step", None)
+        self.own = getattr(step, "bellman_backups", None)
+        if self.own is not None:
+            step.bellman_backups = self.floored  # the step looks it up on itself
+        self.floor: torch.Tensor | None = None
+
+    def floored(self, *inputs: torch.Tensor) -> torch.Tensor:
+        backups = self.own(*inputs)
+        return torch.stack([backups[0], torch.maximum(backups[1], self.floor)])
+
+    def train_one_step(self, *batch: torch.Tensor) -> None:
+        *fields, self.floor = batch
+        self.trainer.train_one_step(*fields)
+
+
 @torch.no_grad()
 def shrink_perturb(network: torch.nn.Module, shrink: float, perturb: float) -> None:
     """theta <- shrink * theta + perturb * theta_fresh for every parameter of ``network``, the
@@ -132,6 +175,24 @@ class GatedStep:
         self.logger.store(**self.agent._gated_training_step(batch, self.keep_rows, self.kappa))
 
 
+def forget_floors(forget_loader: Any, cost: float, gamma: float) -> torch.Tensor:
+    """:func:`cost_to_go` of every forget row (``cost_to_go=True``); the forget loader must be a
+    :class:`~osrl_unlearn.data.sampler.BatchSampler`, whose rows keep their trajectories."""
+    if not hasattr(forget_loader, "sample_indexed"):
+        raise UnlearningError(
+            "relabel's cost_to_go needs the forget rows as a BatchSampler (it knows where each "
+            "trajectory ends); build the samplers with osrl_unlearn.data.unlearning_samplers, or "
+            "set RelabelConfig(cost_to_go=False)"
+        )
+    return cost_to_go(forget_loader.fields[DONE], cost, gamma)
+
+
+def _split_pairs(pairs):
+    """Two iterators over the first and second items of ``pairs``, consumed in step."""
+    first, second = itertools.tee(pairs)
+    return (b for _, b in first), (i for i, _ in second)
+
+
 def relabel_repair(
     agent: torch.nn.Module,
     keep_loader: Any,
@@ -162,16 +223,30 @@ def relabel_repair(
     step_maker = None  # the agent's own training step (COptiDICE, which has no Q critics)
     if config.actor_objective == "gated" and hasattr(agent, "_gated_training_step"):
         step_maker = functools.partial(GatedStep, agent, config, batch_size - rows)
+    check = None
+    if config.cost_to_go:
+        floors = forget_floors(forget_loader, cost, agent.gamma)
+        indexed = (forget_loader.sample_indexed() for _ in range(steps))
+        forget_batches, floor_rows = _split_pairs(indexed)
+        no_floor = torch.full((batch_size - rows,), -torch.inf)
+        floor_batches = (torch.cat([no_floor, floors[index[:rows]]]) for index in floor_rows)
+        step_maker = functools.partial(FlooredStep, agent, config)
+
+        def check(*batch: torch.Tensor) -> None:
+            agent._check_batch(batch[:-1], "keep", finite_checked)
+
     batches = (
         mixed(keep, relabelled(forget, reward, cost), rows)
         for keep, forget in zip(
             itertools.chain([first_keep], keep_batches), forget_batches, strict=True
         )  # fmt: skip
     )
+    if config.cost_to_go:
+        batches = ((*batch, floor) for batch, floor in zip(batches, floor_batches, strict=True))
     history = run_training(
         agent, agent, batches, steps, method="relabel", finite_checked=finite_checked,
-        learning_rate=config.learning_rate, trainer=config.trainer, step_maker=step_maker, logger=logger,
-        callback=callback, show_progress=show_progress,
+        check=check, learning_rate=config.learning_rate, trainer=config.trainer,
+        step_maker=step_maker, logger=logger, callback=callback, show_progress=show_progress,
     )  # fmt: skip
     history.metrics[0].update({"relabel/reward": reward, "relabel/cost": cost,
                                "relabel/forget_rows": float(rows)})  # fmt: skip

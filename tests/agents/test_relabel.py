@@ -12,11 +12,13 @@ from osrl_unlearn.unlearn import UnlearningError
 from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
 from osrl_unlearn.unlearn.methods import method_config
 from osrl_unlearn.unlearn.relabel import (
+    cost_to_go,
     forget_rows,
     labels,
     mixed,
     relabelled,
     shrink_perturb,
+    steps_to_end,
 )
 from tests.agents.conftest import make_agent, poisoned_arrays, samplers
 from tests.agents.test_unlearning import parameters
@@ -92,7 +94,8 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
 
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"reward_percentile": 101}, {"forget_share": 1.0},
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
-                                 {"cost_label": -1.0}, {"trainer": "jax"}])  # fmt: skip
+                                 {"cost_label": -1.0}, {"trainer": "jax"},
+                                 {"cost_to_go": True, "actor_objective": "gated"}])  # fmt: skip
 def test_bad_relabel_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         RelabelConfig(**bad)
@@ -188,3 +191,51 @@ def test_keep_sampler_without_costs_falls_back_to_a_unit_cost_with_a_warning():
     history = agent.unlearn(keep, forget, method="relabel", show_progress=False,
                             config=RelabelConfig(steps=2, cost_label=0.5))  # fmt: skip
     assert history.metrics[0]["relabel/cost"] == 0.5
+
+
+def test_cost_to_go_counts_the_steps_left_in_each_trajectory():
+    done = torch.tensor([0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0])  # the last one cut without a flag
+    assert steps_to_end(done).tolist() == [3, 2, 1, 2, 1, 2, 1]
+    # cost 2 per step, gamma 0.5: 2 (1 - 0.5^n) / 0.5 -> 3.5, 3, 2 for n = 3, 2, 1
+    assert cost_to_go(done, 2.0, 0.5).tolist() == pytest.approx([3.5, 3.0, 2.0, 3.0, 2.0, 3.0, 2.0])
+
+
+@pytest.mark.parametrize("name", ["bcql", "bearl", "cpq"])
+def test_cost_to_go_floors_the_cost_targets_of_forget_rows_only(name, monkeypatch):
+    keep, forget = samplers(name, costed_split())
+    agent = make_agent(name)
+    from osrl_unlearn.unlearn import relabel as module
+
+    seen = []
+    floored = module.FlooredStep.floored
+
+    def spy(self, *inputs):
+        own, captured = self.own, []
+        self.own = lambda *args: captured.append(own(*args)) or captured[-1]
+        try:
+            out = floored(self, *inputs)
+        finally:
+            self.own = own
+        seen.append((captured[0], out, self.floor))
+        return out
+
+    monkeypatch.setattr(module.FlooredStep, "floored", spy)
+    config = RelabelConfig(steps=3, cost_to_go=True)
+    history = agent.unlearn(keep, forget, config=config, show_progress=False)
+    assert history.steps == 3 and len(seen) == 3
+    rows = round(32 * len(forget) / (len(keep) + len(forget)))
+    # the forget set: two trajectories of 100 steps at cost 1, gamma 0.99
+    possible = cost_to_go(forget.fields[5], 1.0, 0.99)
+    for own, out, floor in seen:
+        assert torch.equal(out[0], own[0])  # reward targets untouched
+        assert torch.equal(out[1][:-rows], own[1][:-rows])  # keep rows untouched
+        assert torch.all(torch.isin(floor[-rows:], possible))
+        assert torch.equal(out[1][-rows:], torch.maximum(own[1][-rows:], floor[-rows:]))
+        assert float(out[1][-rows:].max()) > 10  # far above what one cost of 1 backs up to
+
+
+def test_cost_to_go_needs_a_sampler_that_knows_the_trajectories():
+    keep, forget = samplers("bcql", costed_split())
+    with pytest.raises(UnlearningError, match="BatchSampler"):
+        make_agent("bcql").unlearn(keep, list(forget.batches(3)), show_progress=False,
+                                   config=RelabelConfig(steps=3, cost_to_go=True))  # fmt: skip
