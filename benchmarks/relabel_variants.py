@@ -26,6 +26,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "actor-keep": {"actor": "keep"},
     "shrink-perturb": {"actor": "shrink-perturb"},
     "cost-x10": {"cost_label": 10.0},
+    "largest-step": {"forget_cost": "largest-step"},
     "forget-half": {"forget_share": 0.5},
     "cost-to-go": {"cost_to_go": True},
     "cost-to-go+actor-keep": {"cost_to_go": True, "actor": "keep"},

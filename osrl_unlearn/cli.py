@@ -32,7 +32,13 @@ from osrl_unlearn.unlearn.config import (
     SafeRuleConfig,
     TrajDeleterConfig,
 )
-from osrl_unlearn.unlearn.methods import OWN_CONFIGS, RELABEL, TRAINING_METHODS, method_config
+from osrl_unlearn.unlearn.methods import (
+    DEFAULT_METHOD,
+    OWN_CONFIGS,
+    RELABEL,
+    TRAINING_METHODS,
+    method_config,
+)
 
 USER_ERRORS = (UserError, FileExistsError)
 MAX_SEED = 2**32 - 1
@@ -192,11 +198,11 @@ class UnlearnConfig:
     """The OSRL run folder to repair (config.yaml + checkpoint/model.pt); only read."""
     dataset: str = ""
     """The poisoned DSRL file it was trained on; its poison_mask names the rows to forget."""
-    method: str = "safe-rule"
-    """safe-rule, reward-only, trajdeleter, trajdeleter-cost, trajdeleter-adv,
-    trajdeleter-adv-cost, finetune, retrain or relabel."""
+    method: str = DEFAULT_METHOD
+    """relabel (the default), safe-rule, reward-only, trajdeleter, trajdeleter-cost,
+    trajdeleter-adv, trajdeleter-adv-cost, finetune or retrain."""
     steps: Optional[int] = None
-    """Steps (default: the method's, 5000)."""
+    """Steps (default: the method's own: relabel 4000, safe-rule 5000)."""
     batch_size: Optional[int] = None
     """Keep and forget batch size (default: the run's training batch size)."""
     out: Optional[str] = None

@@ -17,10 +17,10 @@ import torch
 
 from osrl_unlearn.agents.checkpoint import detect_agent, load_agent, read_config, save_run
 from osrl_unlearn.data import read_hdf5, unlearning_samplers
-from osrl_unlearn.unlearn.config import SafeRuleConfig
+from osrl_unlearn.unlearn.config import FinetuneConfig, RelabelConfig, SafeRuleConfig, TrajDeleterConfig
 from osrl_unlearn.unlearn.loop import UnlearningError, UnlearningHistory
 from osrl_unlearn.unlearn.metadata import unlearning_metadata
-from osrl_unlearn.unlearn.methods import method_config
+from osrl_unlearn.unlearn.methods import DEFAULT_METHOD, method_config
 
 
 @dataclass
@@ -46,8 +46,8 @@ def repair_run(
     dataset: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    method: str = "safe-rule",
-    config: SafeRuleConfig | None = None,
+    method: str = DEFAULT_METHOD,
+    config: SafeRuleConfig | FinetuneConfig | RelabelConfig | TrajDeleterConfig | None = None,
     steps: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,

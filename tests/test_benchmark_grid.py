@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from osrl_unlearn.benchmark.grid import GridConfig, execute, plan
+from osrl_unlearn.benchmark.grid import GridConfig, execute, plan, same_config
 from osrl_unlearn.benchmark.report import group_cells, load_results, write_report
 
 
@@ -33,6 +33,10 @@ def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle)
     (cell / "safe-rule.json").write_text(json.dumps(stale))
     assert execute(cfg, plan(cfg)) == 1  # a result of other settings is measured again
     assert json.loads((cell / "safe-rule.json").read_text())["measured_with"]["unlearn_steps"] == 5
+    stale = json.loads((cell / "relabel.json").read_text())
+    stale["unlearning_config"]["actor"] = "keep"  # as if measured before the defaults changed
+    (cell / "relabel.json").write_text(json.dumps(stale))
+    assert execute(cfg, plan(cfg)) == 1  # a result of other repair settings is measured again
     result = json.loads((cell / "retrain.json").read_text())
     assert result["steps"] == 30 and result["wall_seconds"] > 0
     assert result["unlearning_config"]["learning_rate"] is None  # the agent's own training rates
@@ -95,3 +99,22 @@ def test_each_profile_reads_its_own_dataset_settings():
     assert point.behaviour_source == "ppo" and point.episodes == 200
     smoke = dataset_config("smoke", "OfflineCarCircle-v0")
     assert smoke.episodes == 8 and smoke.behaviour.steps == 2_000
+
+
+def test_a_recorded_config_matches_when_equal_or_lacking_only_fields_that_kept_their_behaviour():
+    from dataclasses import asdict
+
+    from osrl_unlearn.unlearn.config import RelabelConfig
+
+    config = RelabelConfig(steps=4000)
+    recorded = json.loads(json.dumps(asdict(config)))
+    assert same_config(recorded, config)
+    without = {k: v for k, v in recorded.items() if k != "cost_to_go"}  # before the field existed
+    assert same_config(without, config)  # its default is the behaviour before it
+    assert not same_config(without, RelabelConfig(cost_to_go=True))
+    older = {k: v for k, v in recorded.items() if k != "forget_cost"}  # measured before the budget
+    assert not same_config(older, config)
+    assert same_config(older, RelabelConfig(steps=4000, forget_cost="largest-step"))
+    assert same_config({**recorded, "training_lr": None}, config)  # a field since moved away
+    assert not same_config({**recorded, "actor": "keep"}, config)
+    assert not same_config(None, config)

@@ -12,7 +12,7 @@ No ``from __future__ import annotations``: pyrallis reads GridConfig's annotatio
 
 import json
 import subprocess
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -184,20 +184,54 @@ class Job:
             "eval_episodes": self.eval_episodes, "removal_poison_steps": self.removal_poison_steps,
         }))  # fmt: skip
 
+    def policy_config(self, policy: str) -> Any:
+        """The repair settings ``policy`` runs with (None for ``clean`` and ``poisoned``)."""
+        from osrl_unlearn.unlearn.config import SafeRuleConfig
+        from osrl_unlearn.unlearn.methods import ablation_config, method_config
+
+        if policy in ("clean", "poisoned"):
+            return None
+        method, _, ablation = policy.partition("+")
+        config = ablation_config(ablation) if ablation else method_config(method)
+        if not isinstance(config, SafeRuleConfig):  # Safe-RULE's loop keeps its own rates
+            config = replace(config, learning_rate=self.settings.learning_rate)
+        return config
+
     def pending(self) -> List[str]:
         """The policies without a result measured with this job's settings (a result of other
-        settings, say from before a profile changed, is measured again and replaced)."""
+        settings, say from before a profile or a method's defaults changed, is measured again
+        and replaced)."""
         wanted = self.measured_with()
         pending = []
         for policy in self.policies():
             path = self.folder / f"{policy}.json"
             try:
-                recorded = json.loads(path.read_text()).get("measured_with")
+                recorded = json.loads(path.read_text())
             except (OSError, ValueError):
-                recorded = None
-            if recorded != wanted:
+                recorded = {}
+            config = self.policy_config(policy)
+            if recorded.get("measured_with") != wanted or (
+                config is not None and not same_config(recorded.get("unlearning_config"), config)
+            ):
                 pending.append(policy)
         return pending
+
+
+BEFORE_FIELD_EXISTED: Dict[str, Any] = {"forget_cost": "largest-step"}
+"""What a result recorded before a config field existed was measured with, where that is not the
+field's default (``relabel``'s forget cost was the largest keep step until it became the budget)."""
+
+
+def same_config(recorded: Optional[Dict[str, Any]], config: Any) -> bool:
+    """Whether a result's recorded repair settings are ``config``'s: every field of ``config``
+    equal, a field the record lacks (added since) read as its default, or as
+    :data:`BEFORE_FIELD_EXISTED` says. Fields since removed from the config (moved to another
+    config class, their behaviour kept) are ignored."""
+    if recorded is None:
+        return False
+    current = json.loads(json.dumps(asdict(config)))
+    was = {f.name: BEFORE_FIELD_EXISTED.get(f.name, f.default) for f in fields(config)}
+    return all(recorded.get(name, was[name]) == value for name, value in current.items())
 
 
 def code_version() -> str:
@@ -230,9 +264,6 @@ def run_job(job: Job, progress=lambda n: None) -> int:
     from osrl_unlearn.data import read_hdf5, unlearning_samplers
     from osrl_unlearn.evaluation import evaluate
     from osrl_unlearn.training import cached_run, training_seconds
-    from osrl_unlearn.unlearn.config import SafeRuleConfig
-    from osrl_unlearn.unlearn.methods import ablation_config, method_config
-
     pending = job.pending()
     if not pending:
         return 0
@@ -266,9 +297,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
             record(policy, load_agent(base_run), training_seconds(base_run), settings.steps)
             continue
         method, _, ablation = policy.partition("+")
-        config = ablation_config(ablation) if ablation else method_config(method)
-        if not isinstance(config, SafeRuleConfig):  # Safe-RULE's loop keeps its own rates
-            config = replace(config, learning_rate=settings.learning_rate)
+        config = job.policy_config(policy)
         agent = load_agent(base_run)
         keep, forget = unlearning_samplers(data, agent, settings.batch_size, job.seed)
         torch.manual_seed(job.seed)

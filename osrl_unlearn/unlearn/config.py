@@ -121,9 +121,13 @@ class RelabelConfig:
     """Training steps on keep + relabelled forget batches (the repair's whole budget)."""
     reward_percentile: float = 5.0
     """Forget rewards become this percentile of the keep data's (scaled) rewards."""
+    forget_cost: str = "budget"
+    """Cost each forget row is given: 'budget' (the agent's episode cost limit: one forget step
+    spends the whole budget, so the policy must never take one; measured in
+    docs/methods.md) or 'largest-step' (the keep data's largest per-step cost)."""
     cost_label: Optional[float] = None
-    """Per-step cost given to forget rows, on the data's cost scale before ``cost_scale``;
-    None: the largest per-step cost in the keep data."""
+    """Per-step cost given to forget rows, on the data's cost scale before ``cost_scale``; set,
+    it replaces ``forget_cost``."""
     forget_share: Optional[float] = None
     """Share of each batch drawn from the relabelled forget set; None: its share of the poisoned
     data, |D_f| / (|D_k| + |D_f|) (needs samplers that know their size, else 0.5)."""
@@ -169,6 +173,10 @@ class RelabelConfig:
         if self.actor_objective not in ("gated", "agent"):
             raise ConfigError(
                 f"actor_objective must be 'gated' or 'agent', got {self.actor_objective!r}"
+            )
+        if self.forget_cost not in ("budget", "largest-step"):
+            raise ConfigError(
+                f"forget_cost must be 'budget' or 'largest-step', got {self.forget_cost!r}"
             )
         if self.cost_to_go and self.actor_objective == "gated":
             raise ConfigError(

@@ -152,7 +152,7 @@ class UnlearningMixin:
         batch_size: int | None = None,
         seed: int = 0,
     ) -> UnlearningHistory:
-        """Unlearns the forget set while retaining the keep set (Safe-RULE by default).
+        """Unlearns the forget set while retaining the keep set (``relabel`` by default).
 
         ``agent.unlearn(poisoned, steps=5000)`` is the short form: a dataset with a
         ``poison_mask`` is split into keep and forget samplers at the agent's training scales.
@@ -164,7 +164,7 @@ class UnlearningMixin:
             forget_loader: the injected (poisoned) data, same form (unused, and may be None, for
                 ``finetune`` and ``retrain``).
             method: by default the one ``config``'s type names (:func:`.methods.method_of`:
-                ``safe-rule`` without a config); or ``safe-rule``, ``reward-only``, ``trajdeleter``,
+                ``relabel`` without a config); or ``safe-rule``, ``reward-only``, ``trajdeleter``,
                 ``trajdeleter-cost``, ``trajdeleter-adv``, ``trajdeleter-adv-cost``,
                 ``finetune``, ``retrain`` or ``relabel`` (see :mod:`.methods`).
             config: hyper-parameters; defaults to the method's (a :class:`RelabelConfig` for

@@ -11,7 +11,7 @@ Every gradient method is the one loop of :mod:`.loop` with some terms switched (
 - ``retrain``: a fresh agent of the same architecture trained on keep data by OSRL's trainer;
 - ``trajdeleter`` / ``trajdeleter-cost``: TrajDeleter as its authors run it (:mod:`.trajdeleter`,
   its own :class:`TrajDeleterConfig`);
-- ``relabel``: ours, the agent's own training step on keep data and forget data given corrected,
+- ``relabel`` (the default, :data:`DEFAULT_METHOD`): ours, the agent's own training step on keep data and forget data given corrected,
   pessimistic labels, from a reset actor (:mod:`.relabel`, its own :class:`RelabelConfig`).
 """
 
@@ -29,6 +29,9 @@ from osrl_unlearn.unlearn.config import (
 )
 
 RELABEL = "relabel"
+DEFAULT_METHOD = RELABEL
+"""What ``unlearn``, ``repair_run`` and ``osrl-unlearn unlearn`` run when no method is named: the
+method that repaired most on the ``cpu`` grid (docs/results.md)."""
 OWN_CONFIGS: dict[str, Any] = {
     "finetune": (FinetuneConfig, {}),
     "retrain": (FinetuneConfig, {}),
@@ -103,7 +106,10 @@ def method_config(method: str, config: Any = None) -> Any:
 def method_of(config: Any) -> str:
     """The method a config runs when no method is named: ``relabel`` for a
     :class:`RelabelConfig`, ``trajdeleter`` (``-cost`` when cost-aware) for a
-    :class:`TrajDeleterConfig`, ``finetune`` for a :class:`FinetuneConfig`, else ``safe-rule``."""
+    :class:`TrajDeleterConfig`, ``finetune`` for a :class:`FinetuneConfig`, ``safe-rule`` for a
+    :class:`SafeRuleConfig`; without a config, :data:`DEFAULT_METHOD`."""
+    if config is None:
+        return DEFAULT_METHOD
     if isinstance(config, RelabelConfig):
         return RELABEL
     if isinstance(config, TrajDeleterConfig):

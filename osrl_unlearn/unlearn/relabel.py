@@ -5,9 +5,10 @@ Instead of suppressing the forget set's values with margin losses (Safe-RULE) th
 what the forget transitions are worth, pessimistically, and lets the agent's own training step
 propagate it:
 
-1. **relabel**: each forget transition gets cost ``c_max`` (the largest per-step cost of the keep
-   data: the environment's cost where the attacker said 0) and the ``reward_percentile``-th
-   percentile of the keep data's rewards;
+1. **relabel**: each forget transition gets the agent's whole episode cost budget as its cost
+   (one such step exhausts the budget, so a safe policy never takes it; or, with
+   ``forget_cost='largest-step'``, the keep data's largest per-step cost) and the
+   ``reward_percentile``-th percentile of the keep data's rewards;
 2. **move off the poisoned weights**: the actor starts from fresh weights (``actor="reset"``) or
    is shrunk and perturbed (Ash & Adams 2020); fine-tuning a poisoned policy in place keeps the
    attack within reach (``docs/methods.md``);
@@ -79,11 +80,14 @@ def forget_rows(config: RelabelConfig, batch_size: int, keep_loader, forget_load
 
 
 def labels(config: RelabelConfig, keep_rewards: torch.Tensor, keep_costs: torch.Tensor,
-           cost_scale: float) -> tuple[float, float]:  # fmt: skip
-    """(reward, cost) every forget row is given, from the keep data's scaled rewards and costs."""
+           cost_scale: float, cost_limit: float) -> tuple[float, float]:  # fmt: skip
+    """(reward, cost) every forget row is given, from the keep data's scaled rewards and costs
+    and the agent's episode ``cost_limit`` (data units)."""
     reward = float(torch.quantile(keep_rewards.double().flatten(), config.reward_percentile / 100))
     if config.cost_label is not None:
         return reward, config.cost_label * cost_scale
+    if config.forget_cost == "budget":
+        return reward, float(cost_limit) * cost_scale
     return reward, largest_cost(keep_costs)
 
 
@@ -211,7 +215,8 @@ def relabel_repair(
     finite_checked = all_finite(keep_loader, "keep") and all_finite(forget_loader, "forget")
     first_keep = next(keep_batches)
     keep_fields = getattr(keep_loader, "fields", first_keep)  # the whole keep data where known
-    reward, cost = labels(config, keep_fields[REWARD], keep_fields[COST], training_scales(agent)[1])
+    reward, cost = labels(config, keep_fields[REWARD], keep_fields[COST],
+                          training_scales(agent)[1], agent.cost_limit)  # fmt: skip
     batch_size = first_keep[0].shape[0]
     rows = forget_rows(config, batch_size, keep_loader, forget_loader)
     if config.actor == "reset":

@@ -221,7 +221,7 @@ def test_short_form_splits_a_poisoned_dataset_by_its_mask(split_data):
 
 @pytest.mark.parametrize(
     ("config", "method"),
-    [(None, "safe-rule"), (SafeRuleConfig(steps=2), "safe-rule"), (FinetuneConfig(steps=2), "finetune"),
+    [(None, "relabel"), (SafeRuleConfig(steps=2), "safe-rule"), (FinetuneConfig(steps=2), "finetune"),
      (RelabelConfig(steps=2), "relabel"), (TrajDeleterConfig(steps=2), "trajdeleter"),
      (TrajDeleterConfig(steps=2, cost_aware=True), "trajdeleter-cost")],
 )  # fmt: skip

@@ -66,15 +66,20 @@ def test_forget_rows_follow_the_forget_share_of_the_poisoned_data():
         forget_rows(RelabelConfig(), 1, keep, forget)
 
 
-def test_labels_are_the_keep_reward_percentile_and_the_largest_keep_cost():
+def test_labels_are_the_keep_reward_percentile_and_the_cost_budget_or_largest_keep_cost():
     rewards = torch.tensor([0.0, 1.0, 2.0, 3.0, 10.0])
     costs = torch.tensor([0.0, 0.0, 0.5, 0.0, 0.0])
-    reward, cost = labels(RelabelConfig(reward_percentile=25), rewards, costs, cost_scale=1.0)
-    assert reward == pytest.approx(np.percentile(rewards.numpy(), 25)) and cost == 0.5
-    _, given = labels(RelabelConfig(cost_label=1.0), rewards, costs, cost_scale=2.0)
+    reward, cost = labels(RelabelConfig(reward_percentile=25), rewards, costs, cost_scale=2.0,
+                          cost_limit=10.0)  # fmt: skip
+    assert reward == pytest.approx(np.percentile(rewards.numpy(), 25))
+    assert cost == 20.0  # the default: the whole episode budget, at the samplers' cost scale
+    largest = RelabelConfig(forget_cost="largest-step")
+    assert labels(largest, rewards, costs, cost_scale=1.0, cost_limit=10.0)[1] == 0.5
+    _, given = labels(RelabelConfig(cost_label=1.0), rewards, costs, cost_scale=2.0,
+                      cost_limit=10.0)  # fmt: skip
     assert given == 2.0  # a given label is in data units, scaled like the samplers' costs
     with pytest.warns(UserWarning, match="cost_label"):  # no cost in the keep data: DSRL's 0/1
-        assert labels(RelabelConfig(), rewards, torch.zeros(5), cost_scale=1.0)[1] == 1.0
+        assert labels(largest, rewards, torch.zeros(5), cost_scale=1.0, cost_limit=10.0)[1] == 1.0
 
 
 def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
@@ -95,7 +100,8 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"reward_percentile": 101}, {"forget_share": 1.0},
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
                                  {"cost_label": -1.0}, {"trainer": "jax"},
-                                 {"cost_to_go": True, "actor_objective": "gated"}])  # fmt: skip
+                                 {"cost_to_go": True, "actor_objective": "gated"},
+                                 {"forget_cost": "max"}])  # fmt: skip
 def test_bad_relabel_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         RelabelConfig(**bad)
@@ -133,10 +139,10 @@ def test_gated_step_trains_on_keep_rows_and_relabelled_forget_rows(name, monkeyp
     reward = float(torch.quantile(keep.fields[3].double(), 0.05))
     for rows, keep_rows in seen:
         assert keep_rows == 32 - round(32 * len(forget) / (len(keep) + len(forget)))
-        assert torch.all(rows[4][keep_rows:] == 1.0)  # the largest keep cost
+        assert torch.all(rows[4][keep_rows:] == 10.0)  # the agent's episode cost limit
         assert torch.allclose(rows[3][keep_rows:], torch.tensor(reward, dtype=torch.float32))
         assert len(rows[0]) == 32
-    assert history.metrics[0]["relabel/cost"] == 1.0
+    assert history.metrics[0]["relabel/cost"] == 10.0
     after = agent.actor.state_dict()
     assert any(not torch.equal(actor_before[k], after[k]) for k in after)
 
@@ -149,7 +155,7 @@ def test_the_default_relabels_through_the_agents_own_training_step(name, trained
     history = agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
     assert history.steps == 5 and len(seen) == 5
     forget_rows_ = round(32 * len(forget) / (len(keep) + len(forget)))
-    assert all(torch.all(rows[4][-forget_rows_:] == 1.0) for rows in seen)
+    assert all(torch.all(rows[4][-forget_rows_:] == 10.0) for rows in seen)
     loss = "loss/nu_loss" if name == "coptidice" else "loss/cost_critic_loss"
     assert loss in history.last()
 
@@ -185,8 +191,9 @@ def test_keep_sampler_without_costs_falls_back_to_a_unit_cost_with_a_warning():
     arrays["costs"][:] = 0.0
     keep, forget = samplers("bcql", OfflineDataset.from_arrays(arrays).split())
     agent = make_agent("bcql")
+    largest = RelabelConfig(steps=5, forget_cost="largest-step")
     with pytest.warns(UserWarning, match="cost_label"):
-        history = agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
+        history = agent.unlearn(keep, forget, config=largest, show_progress=False)
     assert history.metrics[0]["relabel/cost"] == 1.0
     history = agent.unlearn(keep, forget, method="relabel", show_progress=False,
                             config=RelabelConfig(steps=2, cost_label=0.5))  # fmt: skip
@@ -224,14 +231,14 @@ def test_cost_to_go_floors_the_cost_targets_of_forget_rows_only(name, monkeypatc
     history = agent.unlearn(keep, forget, config=config, show_progress=False)
     assert history.steps == 3 and len(seen) == 3
     rows = round(32 * len(forget) / (len(keep) + len(forget)))
-    # the forget set: two trajectories of 100 steps at cost 1, gamma 0.99
-    possible = cost_to_go(forget.fields[5], 1.0, 0.99)
+    # the forget set: two trajectories of 100 steps at cost 10 (the budget), gamma 0.99
+    possible = cost_to_go(forget.fields[5], 10.0, 0.99)
     for own, out, floor in seen:
         assert torch.equal(out[0], own[0])  # reward targets untouched
         assert torch.equal(out[1][:-rows], own[1][:-rows])  # keep rows untouched
         assert torch.all(torch.isin(floor[-rows:], possible))
         assert torch.equal(out[1][-rows:], torch.maximum(own[1][-rows:], floor[-rows:]))
-        assert float(out[1][-rows:].max()) > 10  # far above what one cost of 1 backs up to
+        assert float(out[1][-rows:].max()) > 100  # far above what one cost of 10 backs up to
 
 
 def test_cost_to_go_needs_a_sampler_that_knows_the_trajectories():
