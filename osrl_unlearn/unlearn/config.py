@@ -178,6 +178,11 @@ class RelabelConfig:
             raise ConfigError(
                 f"forget_cost must be 'budget' or 'largest-step', got {self.forget_cost!r}"
             )
+        if self.cost_to_go and self.trainer == "osrl":
+            raise ConfigError(
+                "cost_to_go floors the targets of our training step; trainer='osrl' runs OSRL's "
+                "own: set trainer='fast' or cost_to_go=False"
+            )
         if self.cost_to_go and self.actor_objective == "gated":
             raise ConfigError(
                 "cost_to_go floors the agent's own training step; actor_objective='gated' "

@@ -136,6 +136,9 @@ class FlooredStep:
         self.own = getattr(step, "bellman_backups", None)
         if self.own is not None:
             step.bellman_backups = self.floored  # the step looks it up on itself
+        else:
+            warnings.warn(f"cost_to_go has no effect on {agent.osrl_key}: it has no Q critics "
+                          "whose targets could be floored", stacklevel=2)  # fmt: skip
         self.floor: torch.Tensor | None = None
 
     def floored(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -233,7 +236,7 @@ def relabel_repair(
         floors = forget_floors(forget_loader, cost, agent.gamma)
         indexed = (forget_loader.sample_indexed() for _ in range(steps))
         forget_batches, floor_rows = _split_pairs(indexed)
-        no_floor = torch.full((batch_size - rows,), -torch.inf)
+        no_floor = torch.full((batch_size - rows,), -torch.inf, device=floors.device)
         floor_batches = (torch.cat([no_floor, floors[index[:rows]]]) for index in floor_rows)
         step_maker = functools.partial(FlooredStep, agent, config)
 

@@ -101,7 +101,7 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
                                  {"cost_label": -1.0}, {"trainer": "jax"},
                                  {"cost_to_go": True, "actor_objective": "gated"},
-                                 {"forget_cost": "max"}])  # fmt: skip
+                                 {"forget_cost": "max"}, {"cost_to_go": True, "trainer": "osrl"}])  # fmt: skip
 def test_bad_relabel_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         RelabelConfig(**bad)
@@ -239,6 +239,13 @@ def test_cost_to_go_floors_the_cost_targets_of_forget_rows_only(name, monkeypatc
         assert torch.all(torch.isin(floor[-rows:], possible))
         assert torch.equal(out[1][-rows:], torch.maximum(own[1][-rows:], floor[-rows:]))
         assert float(out[1][-rows:].max()) > 100  # far above what one cost of 10 backs up to
+
+
+def test_cost_to_go_warns_that_coptidice_has_no_targets_to_floor():
+    keep, forget = samplers("coptidice", costed_split())
+    with pytest.warns(UserWarning, match="no Q critics"):
+        make_agent("coptidice").unlearn(keep, forget, show_progress=False,
+                                        config=RelabelConfig(steps=2, cost_to_go=True))  # fmt: skip
 
 
 def test_cost_to_go_needs_a_sampler_that_knows_the_trajectories():
