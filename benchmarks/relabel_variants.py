@@ -27,6 +27,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "shrink-perturb": {"actor": "shrink-perturb"},
     "cost-x10": {"cost_label": 10.0},
     "largest-step": {"forget_cost": "largest-step"},
+    "behaviour-keep": {"behaviour_rows": "keep"},
     "forget-half": {"forget_share": 0.5},
     "cost-to-go": {"cost_to_go": True},
     "cost-to-go+actor-keep": {"cost_to_go": True, "actor": "keep"},
@@ -49,6 +50,9 @@ class VariantsConfig:
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     workers: int = 1
     """Repairs run at once (processes of one torch thread)."""
+    removal: bool = True
+    """Run the grid's removal check on each repaired policy (keep-only and poisoned-data
+    continuations, the grid's budgets)."""
     results_dir: Optional[str] = None
     """Default benchmarks/results/<profile>-relabel-variants."""
 
@@ -58,6 +62,7 @@ class VariantJob:
     job: Job
     variant: str
     results_dir: str
+    removal: bool = True
 
     @property
     def path(self) -> Path:
@@ -87,7 +92,9 @@ def measure(work: VariantJob, progress=lambda n: None) -> Dict[str, Any]:
     wanted = {"unlearning_config": asdict(config), "measured_with": job.measured_with()}
     try:
         recorded = json.loads(work.path.read_text())
-        if all(recorded.get(k) == v for k, v in json.loads(json.dumps(wanted)).items()):
+        if all(recorded.get(k) == v for k, v in json.loads(json.dumps(wanted)).items()) and (
+            "removal" in recorded or not work.removal
+        ):
             progress(1)
             return recorded
     except (OSError, ValueError):
@@ -103,10 +110,28 @@ def measure(work: VariantJob, progress=lambda n: None) -> Dict[str, Any]:
     payload = {"variant": work.variant, "wall_seconds": history.wall_seconds,
                "steps": history.steps, **result.summary(), **wanted,
                "final_metrics": history.last()}  # fmt: skip
+    if work.removal:
+        from osrl_unlearn.benchmark.removal import removal_check
+
+        payload["removal"] = removal_check(
+            agent, data, job.unlearn_steps, job.removal_poison_steps,
+            lambda trained: evaluate(trained, job.task, job.eval_episodes, seed=job.seed + 10_000,
+                                     cost_limit=settings.cost_limit,
+                                     show_progress=False).summary(),
+            batch_size=settings.batch_size, seed=job.seed, learning_rate=settings.learning_rate,
+        )  # fmt: skip
     work.path.parent.mkdir(parents=True, exist_ok=True)
     work.path.write_text(json.dumps(payload, indent=1))
     progress(1)
     return payload
+
+
+def removal_costs(result: Dict[str, Any]) -> tuple:
+    """Normalised cost after the removal check's keep-only and poisoned continuations (nan
+    where not measured)."""
+    removal = result.get("removal") or {}
+    return tuple(removal.get(k, {}).get("eval/normalized_cost", float("nan"))
+                 for k in ("keep_only", "poisoned"))  # fmt: skip
 
 
 def main(cfg: VariantsConfig) -> None:
@@ -117,14 +142,14 @@ def main(cfg: VariantsConfig) -> None:
                       show_progress=False)  # fmt: skip
     jobs = [j for j in plan(grid) if j.attack is not None]
     out = cfg.results_dir or f"benchmarks/results/{cfg.profile}-relabel-variants"
-    work = [VariantJob(j, v, out) for v in cfg.variants for j in jobs]
+    work = [VariantJob(j, v, out, cfg.removal) for v in cfg.variants for j in jobs]
     results = run_jobs(measure, work, workers=cfg.workers, total=len(work),
                        desc="relabel variants", unit="repair")  # fmt: skip
     rows: Dict[tuple, Dict[str, List[float]]] = {}
     for w, r in zip(work, results):
         cell = (w.job.task, w.job.agent, w.job.attack, w.job.ratio)
         rows.setdefault(cell, {}).setdefault(w.variant, []).append(
-            (r["eval/normalized_cost"], r["eval/normalized_reward"])
+            (r["eval/normalized_cost"], r["eval/normalized_reward"], *removal_costs(r))
         )
         for policy in ("relabel", "retrain"):
             try:
@@ -133,7 +158,8 @@ def main(cfg: VariantsConfig) -> None:
                 continue
             if w.variant == cfg.variants[0]:
                 rows[cell].setdefault(f"grid {policy}", []).append(
-                    (grid_result["eval/normalized_cost"], grid_result["eval/normalized_reward"])
+                    (grid_result["eval/normalized_cost"], grid_result["eval/normalized_reward"],
+                     *removal_costs(grid_result))
                 )
     names = [*cfg.variants, "grid relabel", "grid retrain"]
     print("| task | agent | attack | ratio | " + " | ".join(names) + " |")
@@ -146,10 +172,13 @@ def main(cfg: VariantsConfig) -> None:
             if not len(pairs):
                 cells.append("–")
                 continue
-            cost, reward = pairs.mean(0)
+            cost, reward, keep_only, poisoned = pairs.mean(0)
             safe[name] += cost <= 1
-            cells.append(f"{cost:.2f} / {reward:.2f} (n={len(pairs)})")
+            cells.append(f"{cost:.2f} / {reward:.2f}; then {keep_only:.2f}, {poisoned:.2f} "
+                         f"(n={len(pairs)})")  # fmt: skip
         print(f"| {cell[0]} | {cell[1]} | {cell[2]} | {cell[3]:g} | " + " | ".join(cells) + " |")
+    print("cells: mean normalised cost / reward over seeds; then: cost after the keep-only and "
+          "the poisoned continuations of the removal check")
     print("cells made safe (mean norm. cost over seeds <= 1): "
           + ", ".join(f"{n} {safe[n]}/{len(rows)}" for n in names))  # fmt: skip
 

@@ -143,6 +143,10 @@ class RelabelConfig:
     their trajectory, c (1 - gamma^n) / (1 - gamma) for n steps to its end: the relabelled cost
     reaches Q_c at once instead of through slow target networks (agents with Q critics; needs
     the forget rows as a BatchSampler, which knows their trajectories)."""
+    behaviour_rows: str = "all"
+    """Rows the behaviour model (BCQ's, BEAR's and CPQ's VAE) trains on: 'all' (the agent's own
+    step: keep and relabelled forget rows) or 'keep' (the forget actions are not behaviour to
+    stay close to)."""
     actor_objective: str = "agent"
     """'agent': the agent's own training step (OSRL's losses); 'gated': critics by Bellman
     regression, the actor by the per-state gated loss -E[1[Q_c <= kappa] Q_r] +
@@ -178,14 +182,21 @@ class RelabelConfig:
             raise ConfigError(
                 f"forget_cost must be 'budget' or 'largest-step', got {self.forget_cost!r}"
             )
-        if self.cost_to_go and self.trainer == "osrl":
+        if self.behaviour_rows not in ("all", "keep"):
             raise ConfigError(
-                "cost_to_go floors the targets of our training step; trainer='osrl' runs OSRL's "
-                "own: set trainer='fast' or cost_to_go=False"
+                f"behaviour_rows must be 'all' or 'keep', got {self.behaviour_rows!r}"
             )
-        if self.cost_to_go and self.actor_objective == "gated":
+        changed = [name for name, on in (("cost_to_go", self.cost_to_go),
+                                         ("behaviour_rows='keep'", self.behaviour_rows == "keep"))
+                   if on]  # fmt: skip
+        if changed and self.trainer == "osrl":
             raise ConfigError(
-                "cost_to_go floors the agent's own training step; actor_objective='gated' "
+                f"{changed[0]} changes our training step; trainer='osrl' runs OSRL's own: set "
+                f"trainer='fast' or leave {changed[0].split('=')[0]} at its default"
+            )
+        if changed and self.actor_objective == "gated":
+            raise ConfigError(
+                f"{changed[0]} changes the agent's own training step; actor_objective='gated' "
                 "replaces it: set one of them"
             )
         if self.cost_label is not None and self.cost_label < 0:

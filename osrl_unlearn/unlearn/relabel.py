@@ -124,30 +124,45 @@ def cost_to_go(done: torch.Tensor, cost: float, gamma: float) -> torch.Tensor:
     return (cost * (1 - gamma**n) / (1 - gamma)).float()
 
 
-class FlooredStep:
-    """The agent's fast training step with the cost critic's Bellman targets floored, row by
-    row, at a value given with each batch (``-inf``: no floor): ``train_one_step(*batch, floor)``.
-    Agents without a ``bellman_backups`` (COptiDICE) train unchanged."""
+class RelabelStep:
+    """The agent's fast training step with ``relabel``'s options applied to it: the cost critic's
+    Bellman targets floored row by row at a value given with each batch (``cost_to_go``:
+    ``train_one_step(*batch, floor)``, ``-inf`` for no floor) and the behaviour model trained on
+    the batch's keep rows only (``behaviour_rows='keep'``). COptiDICE has neither Q critics nor a
+    behaviour VAE: it trains unchanged, with a warning."""
 
-    def __init__(self, agent: torch.nn.Module, config: RelabelConfig, logger: Logger) -> None:
+    def __init__(self, agent: torch.nn.Module, config: RelabelConfig, keep_rows: int,
+                 logger: Logger) -> None:  # fmt: skip
         self.trainer = make_trainer(config.trainer, agent.osrl_key, agent, logger,
                                     config.learning_rate)  # fmt: skip
-        step = getattr(self.trainer, "_step", None)
-        self.own = getattr(step, "bellman_backups", None)
-        if self.own is not None:
-            step.bellman_backups = self.floored  # the step looks it up on itself
-        else:
-            warnings.warn(f"cost_to_go has no effect on {agent.osrl_key}: it has no Q critics "
-                          "whose targets could be floored", stacklevel=2)  # fmt: skip
+        step = self.trainer._step
+        self.keep_rows, self.takes_floor = keep_rows, config.cost_to_go
+        self.own_backups = getattr(step, "bellman_backups", None)
+        self.own_vae_update = getattr(step, "vae_update", None)
+        wanted = {"cost_to_go": (config.cost_to_go, self.own_backups),
+                  "behaviour_rows='keep'": (config.behaviour_rows == "keep", self.own_vae_update)}  # fmt: skip
+        for option, (asked, found) in wanted.items():
+            if asked and found is None:
+                warnings.warn(f"relabel's {option} has no effect on {agent.osrl_key}: it has no "
+                              "Q critics or behaviour model to apply it to", stacklevel=2)  # fmt: skip
+        # the step looks these up on itself
+        if config.cost_to_go and self.own_backups is not None:
+            step.bellman_backups = self.floored
+        if config.behaviour_rows == "keep" and self.own_vae_update is not None:
+            step.vae_update = self.keep_vae_update
         self.floor: torch.Tensor | None = None
 
     def floored(self, *inputs: torch.Tensor) -> torch.Tensor:
-        backups = self.own(*inputs)
+        backups = self.own_backups(*inputs)
         return torch.stack([backups[0], torch.maximum(backups[1], self.floor)])
 
+    def keep_vae_update(self, obs: torch.Tensor, actions: torch.Tensor):
+        return self.own_vae_update(obs[: self.keep_rows], actions[: self.keep_rows])
+
     def train_one_step(self, *batch: torch.Tensor) -> None:
-        *fields, self.floor = batch
-        self.trainer.train_one_step(*fields)
+        if self.takes_floor:
+            *batch, self.floor = batch
+        self.trainer.train_one_step(*batch)
 
 
 @torch.no_grad()
@@ -238,11 +253,12 @@ def relabel_repair(
         forget_batches, floor_rows = _split_pairs(indexed)
         no_floor = torch.full((batch_size - rows,), -torch.inf, device=floors.device)
         floor_batches = (torch.cat([no_floor, floors[index[:rows]]]) for index in floor_rows)
-        step_maker = functools.partial(FlooredStep, agent, config)
 
         def check(*batch: torch.Tensor) -> None:
             agent._check_batch(batch[:-1], "keep", finite_checked)
 
+    if config.cost_to_go or config.behaviour_rows == "keep":
+        step_maker = functools.partial(RelabelStep, agent, config, batch_size - rows)
     batches = (
         mixed(keep, relabelled(forget, reward, cost), rows)
         for keep, forget in zip(

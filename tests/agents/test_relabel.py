@@ -101,7 +101,10 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
                                  {"cost_label": -1.0}, {"trainer": "jax"},
                                  {"cost_to_go": True, "actor_objective": "gated"},
-                                 {"forget_cost": "max"}, {"cost_to_go": True, "trainer": "osrl"}])  # fmt: skip
+                                 {"forget_cost": "max"}, {"cost_to_go": True, "trainer": "osrl"},
+                                 {"behaviour_rows": "forget"},
+                                 {"behaviour_rows": "keep", "trainer": "osrl"},
+                                 {"behaviour_rows": "keep", "actor_objective": "gated"}])  # fmt: skip
 def test_bad_relabel_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         RelabelConfig(**bad)
@@ -214,19 +217,19 @@ def test_cost_to_go_floors_the_cost_targets_of_forget_rows_only(name, monkeypatc
     from osrl_unlearn.unlearn import relabel as module
 
     seen = []
-    floored = module.FlooredStep.floored
+    floored = module.RelabelStep.floored
 
     def spy(self, *inputs):
-        own, captured = self.own, []
-        self.own = lambda *args: captured.append(own(*args)) or captured[-1]
+        own, captured = self.own_backups, []
+        self.own_backups = lambda *args: captured.append(own(*args)) or captured[-1]
         try:
             out = floored(self, *inputs)
         finally:
-            self.own = own
+            self.own_backups = own
         seen.append((captured[0], out, self.floor))
         return out
 
-    monkeypatch.setattr(module.FlooredStep, "floored", spy)
+    monkeypatch.setattr(module.RelabelStep, "floored", spy)
     config = RelabelConfig(steps=3, cost_to_go=True)
     history = agent.unlearn(keep, forget, config=config, show_progress=False)
     assert history.steps == 3 and len(seen) == 3
@@ -241,11 +244,39 @@ def test_cost_to_go_floors_the_cost_targets_of_forget_rows_only(name, monkeypatc
         assert float(out[1][-rows:].max()) > 100  # far above what one cost of 10 backs up to
 
 
-def test_cost_to_go_warns_that_coptidice_has_no_targets_to_floor():
+@pytest.mark.parametrize("option", [{"cost_to_go": True}, {"behaviour_rows": "keep"}])
+def test_relabel_options_warn_that_coptidice_has_nothing_to_apply_them_to(option):
     keep, forget = samplers("coptidice", costed_split())
-    with pytest.warns(UserWarning, match="no Q critics"):
+    with pytest.warns(UserWarning, match="no effect on coptidice"):
         make_agent("coptidice").unlearn(keep, forget, show_progress=False,
-                                        config=RelabelConfig(steps=2, cost_to_go=True))  # fmt: skip
+                                        config=RelabelConfig(steps=2, **option))  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["bcql", "cpq"])
+def test_behaviour_rows_keep_trains_the_vae_on_the_keep_rows_only(name, monkeypatch):
+    keep, forget = samplers(name, costed_split())
+    agent = make_agent(name)
+    from osrl_unlearn.unlearn import relabel as module
+
+    seen = []
+    update = module.RelabelStep.keep_vae_update
+
+    def spy(self, obs, actions):
+        own = self.own_vae_update
+        self.own_vae_update = lambda o, a: seen.append((obs, o, a)) or own(o, a)
+        try:
+            return update(self, obs, actions)
+        finally:
+            self.own_vae_update = own
+
+    monkeypatch.setattr(module.RelabelStep, "keep_vae_update", spy)
+    agent.unlearn(keep, forget, show_progress=False,
+                  config=RelabelConfig(steps=3, behaviour_rows="keep"))  # fmt: skip
+    rows = round(32 * len(forget) / (len(keep) + len(forget)))
+    assert len(seen) == 3
+    for whole, obs, actions in seen:
+        assert len(whole) == 32 and len(obs) == len(actions) == 32 - rows
+        assert torch.equal(obs, whole[: 32 - rows])  # the leading rows: the keep rows
 
 
 def test_cost_to_go_needs_a_sampler_that_knows_the_trajectories():
