@@ -21,7 +21,7 @@ import numpy as np
 import pyrallis
 import torch
 
-from osrl_unlearn import SafeRuleConfig, load_agent, save_run
+from osrl_unlearn import RelabelConfig, load_agent, save_run
 from osrl_unlearn.agents.checkpoint import read_config
 from osrl_unlearn.data import OfflineDataset, read_hdf5, unlearning_samplers
 from osrl_unlearn.evaluation import evaluate
@@ -91,19 +91,19 @@ def main(cfg: ExampleConfig) -> Path:
     data.poison_mask = forget_mask(data, cfg.forget_episodes)
     keep, forget = unlearning_samplers(data, agent, cfg.batch_size, cfg.seed)
     torch.manual_seed(cfg.seed)
-    unlearn_config = SafeRuleConfig(steps=cfg.unlearn_steps)
+    unlearn_config = RelabelConfig(steps=cfg.unlearn_steps)  # the default method, relabel
     history = agent.unlearn(keep, forget, config=unlearn_config)
     out = save_run(
         agent,
         work / "repaired",
         {**read_config(run_dir), "agent": cfg.agent},
-        unlearning_metadata("safe-rule", unlearn_config, history, data.split()[1], str(run_dir)),
+        unlearning_metadata("relabel", unlearn_config, history, data.split()[1], str(run_dir)),
     )
-    last = history.last()
+    first = history.metrics[0]
     print(
         f"unlearned {len(forget)} transitions in {history.steps} steps "
-        f"({history.wall_seconds:.1f} s): forget-set Q_c {last['unlearn/forget_qc']:.2f} "
-        f"(kappa {history.kappa:.2f}), beta_f {last['unlearn/beta_f']:.2f}\nrepaired run: {out}"
+        f"({history.wall_seconds:.1f} s): forget rows relabelled cost {first['relabel/cost']:g}, "
+        f"reward {first['relabel/reward']:.3g}\nrepaired run: {out}"
     )
     if cfg.eval_episodes:
         after = evaluate(load_agent(out), data.task, cfg.eval_episodes, seed=cfg.seed + 10_000)

@@ -8,7 +8,8 @@ osrl_unlearn.patch_safety_gymnasium`` runs before anything imports the stack.
 __version__ = "0.1.0"
 
 _AGENT_EXPORTS = ("BCQL", "BEARL", "CPQ", "COptiDICE", "load_agent", "save_run")
-__all__ = [*_AGENT_EXPORTS, "SafeRuleConfig", "__version__"]
+_CONFIG_EXPORTS = ("RelabelConfig", "SafeRuleConfig", "TrajDeleterConfig", "FinetuneConfig")
+__all__ = [*_AGENT_EXPORTS, *_CONFIG_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str):
@@ -16,8 +17,8 @@ def __getattr__(name: str):
         from osrl_unlearn import agents
 
         return getattr(agents, name)
-    if name == "SafeRuleConfig":
-        from osrl_unlearn.unlearn.config import SafeRuleConfig
+    if name in _CONFIG_EXPORTS:
+        from osrl_unlearn.unlearn import config
 
-        return SafeRuleConfig
+        return getattr(config, name)
     raise AttributeError(f"module 'osrl_unlearn' has no attribute {name!r}")
