@@ -28,6 +28,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "cost-x10": {"cost_label": 10.0},
     "largest-step": {"forget_cost": "largest-step"},
     "behaviour-keep": {"behaviour_rows": "keep"},
+    "constraint-keep": {"constraint_rows": "keep"},
     "forget-half": {"forget_share": 0.5},
     "cost-to-go": {"cost_to_go": True},
     "cost-to-go+actor-keep": {"cost_to_go": True, "actor": "keep"},

@@ -36,6 +36,8 @@ class TwinCriticStep(ActorCriticStep):
             2 * model.num_q, actor_lr, critic_lr, vae_lr,
         )  # fmt: skip
         self.split = [model.num_q, model.num_q, model.num_qc, model.num_qc]
+        self.constraint_rows: int | None = None
+        """How many leading rows of each batch the PID controller sees (None: all, as OSRL)."""
 
     def target_actions(self, next_obs: torch.Tensor, draws: int) -> torch.Tensor:
         """Target actions for ``next_obs`` (rows already repeated ``draws`` times, one block per
@@ -81,7 +83,8 @@ class TwinCriticStep(ActorCriticStep):
     def lagrangian_penalty(self, qc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """OSRL's PID-Lagrangian term (the agent's own controller, so its state carries on)."""
         with torch.no_grad():
-            multiplier = self.model.controller.control(qc).detach()
+            seen = qc if self.constraint_rows is None else qc[: self.constraint_rows]
+            multiplier = self.model.controller.control(seen).detach()
         return ((qc - self.model.qc_thres) * multiplier).mean(), multiplier
 
     def __call__(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:

@@ -147,6 +147,10 @@ class RelabelConfig:
     """Rows the behaviour model (BCQ's, BEAR's and CPQ's VAE) trains on: 'all' (the agent's own
     step: keep and relabelled forget rows) or 'keep' (the forget actions are not behaviour to
     stay close to)."""
+    constraint_rows: str = "all"
+    """Rows whose mean Q_c the PID-Lagrangian controller of BCQ-Lag and BEAR-Lag compares with
+    kappa: 'all' (the agent's own step) or 'keep' (the task's states set the multiplier; the
+    relabelled forget rows still weigh in the actor's penalty)."""
     actor_objective: str = "agent"
     """'agent': the agent's own training step (OSRL's losses); 'gated': critics by Bellman
     regression, the actor by the per-state gated loss -E[1[Q_c <= kappa] Q_r] +
@@ -182,12 +186,12 @@ class RelabelConfig:
             raise ConfigError(
                 f"forget_cost must be 'budget' or 'largest-step', got {self.forget_cost!r}"
             )
-        if self.behaviour_rows not in ("all", "keep"):
-            raise ConfigError(
-                f"behaviour_rows must be 'all' or 'keep', got {self.behaviour_rows!r}"
-            )
+        for name in ("behaviour_rows", "constraint_rows"):
+            if getattr(self, name) not in ("all", "keep"):
+                raise ConfigError(f"{name} must be 'all' or 'keep', got {getattr(self, name)!r}")
         changed = [name for name, on in (("cost_to_go", self.cost_to_go),
-                                         ("behaviour_rows='keep'", self.behaviour_rows == "keep"))
+                                         ("behaviour_rows='keep'", self.behaviour_rows == "keep"),
+                                         ("constraint_rows='keep'", self.constraint_rows == "keep"))
                    if on]  # fmt: skip
         if changed and self.trainer == "osrl":
             raise ConfigError(

@@ -127,9 +127,11 @@ def cost_to_go(done: torch.Tensor, cost: float, gamma: float) -> torch.Tensor:
 class RelabelStep:
     """The agent's fast training step with ``relabel``'s options applied to it: the cost critic's
     Bellman targets floored row by row at a value given with each batch (``cost_to_go``:
-    ``train_one_step(*batch, floor)``, ``-inf`` for no floor) and the behaviour model trained on
-    the batch's keep rows only (``behaviour_rows='keep'``). COptiDICE has neither Q critics nor a
-    behaviour VAE: it trains unchanged, with a warning."""
+    ``train_one_step(*batch, floor)``, ``-inf`` for no floor), the behaviour model trained on
+    the batch's keep rows only (``behaviour_rows='keep'``), the PID multiplier set by the keep
+    rows' Q_c (``constraint_rows='keep'``). An agent without the piece an option changes
+    (COptiDICE has no Q critics or VAE; only BCQ-Lag and BEAR-Lag have the PID controller)
+    trains unchanged by it, with a warning."""
 
     def __init__(self, agent: torch.nn.Module, config: RelabelConfig, keep_rows: int,
                  logger: Logger) -> None:  # fmt: skip
@@ -139,12 +141,17 @@ class RelabelStep:
         self.keep_rows, self.takes_floor = keep_rows, config.cost_to_go
         self.own_backups = getattr(step, "bellman_backups", None)
         self.own_vae_update = getattr(step, "vae_update", None)
+        has_controller = hasattr(step, "constraint_rows")
         wanted = {"cost_to_go": (config.cost_to_go, self.own_backups),
-                  "behaviour_rows='keep'": (config.behaviour_rows == "keep", self.own_vae_update)}  # fmt: skip
+                  "behaviour_rows='keep'": (config.behaviour_rows == "keep", self.own_vae_update),
+                  "constraint_rows='keep'": (config.constraint_rows == "keep", has_controller or None)}  # fmt: skip
         for option, (asked, found) in wanted.items():
             if asked and found is None:
                 warnings.warn(f"relabel's {option} has no effect on {agent.osrl_key}: it has no "
-                              "Q critics or behaviour model to apply it to", stacklevel=2)  # fmt: skip
+                              "Q critics, behaviour model or PID Lagrangian to apply it to",
+                              stacklevel=2)  # fmt: skip
+        if config.constraint_rows == "keep" and has_controller:
+            step.constraint_rows = keep_rows
         # the step looks these up on itself
         if config.cost_to_go and self.own_backups is not None:
             step.bellman_backups = self.floored
@@ -257,7 +264,7 @@ def relabel_repair(
         def check(*batch: torch.Tensor) -> None:
             agent._check_batch(batch[:-1], "keep", finite_checked)
 
-    if config.cost_to_go or config.behaviour_rows == "keep":
+    if config.cost_to_go or "keep" in (config.behaviour_rows, config.constraint_rows):
         step_maker = functools.partial(RelabelStep, agent, config, batch_size - rows)
     batches = (
         mixed(keep, relabelled(forget, reward, cost), rows)

@@ -102,7 +102,8 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
                                  {"cost_label": -1.0}, {"trainer": "jax"},
                                  {"cost_to_go": True, "actor_objective": "gated"},
                                  {"forget_cost": "max"}, {"cost_to_go": True, "trainer": "osrl"},
-                                 {"behaviour_rows": "forget"},
+                                 {"behaviour_rows": "forget"}, {"constraint_rows": "forget"},
+                                 {"constraint_rows": "keep", "trainer": "osrl"},
                                  {"behaviour_rows": "keep", "trainer": "osrl"},
                                  {"behaviour_rows": "keep", "actor_objective": "gated"}])  # fmt: skip
 def test_bad_relabel_settings_are_refused(bad):
@@ -244,7 +245,8 @@ def test_cost_to_go_floors_the_cost_targets_of_forget_rows_only(name, monkeypatc
         assert float(out[1][-rows:].max()) > 100  # far above what one cost of 10 backs up to
 
 
-@pytest.mark.parametrize("option", [{"cost_to_go": True}, {"behaviour_rows": "keep"}])
+@pytest.mark.parametrize("option", [{"cost_to_go": True}, {"behaviour_rows": "keep"},
+                                    {"constraint_rows": "keep"}])
 def test_relabel_options_warn_that_coptidice_has_nothing_to_apply_them_to(option):
     keep, forget = samplers("coptidice", costed_split())
     with pytest.warns(UserWarning, match="no effect on coptidice"):
@@ -284,3 +286,22 @@ def test_cost_to_go_needs_a_sampler_that_knows_the_trajectories():
     with pytest.raises(UnlearningError, match="BatchSampler"):
         make_agent("bcql").unlearn(keep, list(forget.batches(3)), show_progress=False,
                                    config=RelabelConfig(steps=3, cost_to_go=True))  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["bcql", "bearl"])
+@pytest.mark.parametrize("rows_seen", ["all", "keep"])
+def test_constraint_rows_keep_sets_the_multiplier_from_the_keep_rows(name, rows_seen, monkeypatch):
+    keep, forget = samplers(name, costed_split())
+    agent = make_agent(name)
+    seen = []
+    control = type(agent.controller).control
+
+    def spy(self, qc):
+        seen.append(len(qc))
+        return control(self, qc)
+
+    monkeypatch.setattr(type(agent.controller), "control", spy)
+    agent.unlearn(keep, forget, show_progress=False,
+                  config=RelabelConfig(steps=3, constraint_rows=rows_seen))  # fmt: skip
+    rows = round(32 * len(forget) / (len(keep) + len(forget)))
+    assert seen == [32 - rows if rows_seen == "keep" else 32] * 3
