@@ -37,6 +37,10 @@ class AgentSpec:
     dataset_statistics: bool = False
     """Its constructor takes the dataset's statistics (COptiDICE) and its trainer one batch
     tuple instead of unpacked tensors."""
+    action_rule: str = "actor-forward"
+    """How OSRL's evaluation acts (:data:`osrl_unlearn.evaluation.ACTION_RULES`):
+    ``vae-perturbation`` (BCQ-Lag's actor on a VAE-decoded action), ``actor-forward`` (the
+    deterministic ``_actor_forward``), ``actor-mode`` (the actor's deterministic mode)."""
     subclass: str = ""
     """``module:Class`` of our subclass with ``unlearn``."""
     fast_step: str = ""
@@ -63,6 +67,7 @@ SPECS: dict[str, AgentSpec] = {
             "bcql", "BCQL", "transition", (*_TWIN_CRITIC, "phi", "num_q", "num_qc"),
             {"actor_lr": 1e-4, "critic_lr": 1e-4, "vae_lr": 1e-4},
             ("actor_lr", "critic_lr", "vae_lr"),
+            action_rule="vae-perturbation",
             subclass="osrl_unlearn.agents.actor_critic:BCQL",
             fast_step="osrl_unlearn.fast.bcql:BCQLStep",
         ),
@@ -90,12 +95,28 @@ SPECS: dict[str, AgentSpec] = {
             {"actor_lr": 1e-3, "critic_lr": 1e-3, "scalar_lr": 1e-3},
             ("actor_lr", "critic_lr", "scalar_lr"),
             dataset_statistics=True,
+            action_rule="actor-mode",
             subclass="osrl_unlearn.agents.coptidice:COptiDICE",
             fast_step="osrl_unlearn.fast.coptidice:COptiDICEStep",
         ),
     )
 }  # fmt: skip
 """Agent name -> its spec."""
+
+
+def spec_of(agent: Any) -> AgentSpec:
+    """The spec of an agent object: ours or OSRL's own class (matched by the OSRL class it is or
+    derives from).
+
+    Raises:
+        TypeError: not an OSRL agent.
+    """
+    by_class = {spec.osrl_name: spec for spec in SPECS.values()}
+    for cls in type(agent).__mro__:
+        if cls.__name__ in by_class and cls.__module__.split(".")[0] in ("osrl", "osrl_unlearn"):
+            return by_class[cls.__name__]
+    raise TypeError(f"{type(agent).__name__} is not an OSRL agent; expected one of "
+                    f"{', '.join(by_class)}")  # fmt: skip
 
 
 def agent_spec(name: str) -> AgentSpec:

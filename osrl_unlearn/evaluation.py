@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from osrl_unlearn.stack import import_osrl_algorithms
+from osrl_unlearn.agent_specs import spec_of
 from osrl_unlearn.tasks import get_task, make_env
 
 
@@ -70,20 +71,21 @@ class EvalResult:
         )
 
 
+ACTION_RULES: dict[str, Callable[[Any], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "vae-perturbation": lambda agent: lambda obs: agent.actor(obs, agent.vae.decode(obs)),
+    "actor-forward": lambda agent: lambda obs: agent._actor_forward(obs, True, True)[0],
+    "actor-mode": lambda agent: lambda obs: agent.actor(obs, True, True)[0],
+}
+"""The action rules of OSRL's evaluation scripts, named by :attr:`AgentSpec.action_rule`."""
+
+
 def batched_policy(agent) -> Callable[[torch.Tensor], torch.Tensor]:
     """The action rule OSRL's own evaluation uses, for a batch of observations: deterministic
     where the agent has a mode; BCQ-Lag samples its VAE (so its actions follow the torch seed).
 
-    Works for our subclasses and for OSRL's own classes alike.
+    Works for our subclasses and for OSRL's own classes alike (the agent's spec names the rule).
     """
-    algorithms = import_osrl_algorithms()
-    if isinstance(agent, algorithms.BCQL):
-        return lambda obs: agent.actor(obs, agent.vae.decode(obs))
-    if isinstance(agent, (algorithms.BEARL, algorithms.CPQ)):
-        return lambda obs: agent._actor_forward(obs, True, True)[0]
-    if isinstance(agent, algorithms.COptiDICE):
-        return lambda obs: agent.actor(obs, True, True)[0]
-    raise TypeError(f"no evaluation rule for {type(agent).__name__}: expected an OSRL agent")
+    return ACTION_RULES[spec_of(agent).action_rule](agent)
 
 
 def policy_action(agent, obs: np.ndarray) -> np.ndarray:
