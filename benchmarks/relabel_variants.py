@@ -12,7 +12,7 @@ results where those exist. No environment is used by a repair; evaluation is aft
 """
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -147,7 +147,7 @@ def main(cfg: VariantsConfig) -> None:
     results = run_jobs(measure, work, workers=cfg.workers, total=len(work),
                        desc="relabel variants", unit="repair")  # fmt: skip
     rows: Dict[tuple, Dict[str, List[float]]] = {}
-    for w, r in zip(work, results):
+    for w, r in zip(work, results, strict=False):
         cell = (w.job.task, w.job.agent, w.job.attack, w.job.ratio)
         rows.setdefault(cell, {}).setdefault(w.variant, []).append(
             (r["eval/normalized_cost"], r["eval/normalized_reward"], *removal_costs(r))
@@ -159,8 +159,11 @@ def main(cfg: VariantsConfig) -> None:
                 continue
             if w.variant == cfg.variants[0]:
                 rows[cell].setdefault(f"grid {policy}", []).append(
-                    (grid_result["eval/normalized_cost"], grid_result["eval/normalized_reward"],
-                     *removal_costs(grid_result))
+                    (
+                        grid_result["eval/normalized_cost"],
+                        grid_result["eval/normalized_reward"],
+                        *removal_costs(grid_result),
+                    )
                 )
     names = [*cfg.variants, "grid relabel", "grid retrain"]
     print("| task | agent | attack | ratio | " + " | ".join(names) + " |")
@@ -178,8 +181,10 @@ def main(cfg: VariantsConfig) -> None:
             cells.append(f"{cost:.2f} / {reward:.2f}; then {keep_only:.2f}, {poisoned:.2f} "
                          f"(n={len(pairs)})")  # fmt: skip
         print(f"| {cell[0]} | {cell[1]} | {cell[2]} | {cell[3]:g} | " + " | ".join(cells) + " |")
-    print("cells: mean normalised cost / reward over seeds; then: cost after the keep-only and "
-          "the poisoned continuations of the removal check")
+    print(
+        "cells: mean normalised cost / reward over seeds; then: cost after the keep-only and "
+        "the poisoned continuations of the removal check"
+    )
     print("cells made safe (mean norm. cost over seeds <= 1): "
           + ", ".join(f"{n} {safe[n]}/{len(rows)}" for n in names))  # fmt: skip
 

@@ -17,7 +17,12 @@ import torch
 
 from osrl_unlearn.agents.checkpoint import detect_agent, load_agent, read_config, save_run
 from osrl_unlearn.data import read_hdf5, unlearning_samplers
-from osrl_unlearn.unlearn.config import FinetuneConfig, RelabelConfig, SafeRuleConfig, TrajDeleterConfig
+from osrl_unlearn.unlearn.config import (
+    FinetuneConfig,
+    RelabelConfig,
+    SafeRuleConfig,
+    TrajDeleterConfig,
+)
 from osrl_unlearn.unlearn.loop import UnlearningError, UnlearningHistory
 from osrl_unlearn.unlearn.metadata import unlearning_metadata
 from osrl_unlearn.unlearn.methods import DEFAULT_METHOD, method_config

@@ -264,6 +264,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
     from osrl_unlearn.data import read_hdf5, unlearning_samplers
     from osrl_unlearn.evaluation import evaluate
     from osrl_unlearn.training import cached_run, training_seconds
+
     pending = job.pending()
     if not pending:
         return 0

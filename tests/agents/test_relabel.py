@@ -245,8 +245,9 @@ def test_cost_to_go_floors_the_cost_targets_of_forget_rows_only(name, monkeypatc
         assert float(out[1][-rows:].max()) > 100  # far above what one cost of 10 backs up to
 
 
-@pytest.mark.parametrize("option", [{"cost_to_go": True}, {"behaviour_rows": "keep"},
-                                    {"constraint_rows": "keep"}])
+@pytest.mark.parametrize(
+    "option", [{"cost_to_go": True}, {"behaviour_rows": "keep"}, {"constraint_rows": "keep"}]
+)
 def test_relabel_options_warn_that_coptidice_has_nothing_to_apply_them_to(option):
     keep, forget = samplers("coptidice", costed_split())
     with pytest.warns(UserWarning, match="no effect on coptidice"):
