@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -216,12 +216,6 @@ def forget_floors(forget_loader: Any, cost: float, gamma: float) -> torch.Tensor
     return cost_to_go(forget_loader.fields[DONE], cost, gamma)
 
 
-def _split_pairs(pairs):
-    """Two iterators over the first and second items of ``pairs``, consumed in step."""
-    first, second = itertools.tee(pairs)
-    return (b for _, b in first), (i for i, _ in second)
-
-
 def relabel_repair(
     agent: torch.nn.Module,
     keep_loader: Any,
@@ -236,7 +230,6 @@ def relabel_repair(
     """Repairs ``agent`` in place by the ``relabel`` method (see the module docstring)."""
     steps = config.steps if steps is None else steps
     keep_batches = draw_batches(keep_loader, steps, "keep")
-    forget_batches = draw_batches(forget_loader, steps, "forget")
     finite_checked = all_finite(keep_loader, "keep") and all_finite(forget_loader, "forget")
     first_keep = next(keep_batches)
     keep_fields = getattr(keep_loader, "fields", first_keep)  # the whole keep data where known
@@ -253,27 +246,30 @@ def relabel_repair(
     step_maker = None  # the agent's own training step (COptiDICE, which has no Q critics)
     if config.actor_objective == "gated" and hasattr(agent, "_gated_training_step"):
         step_maker = functools.partial(GatedStep, agent, config, batch_size - rows)
+    if config.cost_to_go or "keep" in (config.behaviour_rows, config.constraint_rows):
+        step_maker = functools.partial(RelabelStep, agent, config, batch_size - rows)
+    all_keep = itertools.chain([first_keep], keep_batches)
     check = None
-    if config.cost_to_go:
+    if config.cost_to_go:  # each batch carries its rows' floors (keep rows: none)
         floors = forget_floors(forget_loader, cost, agent.gamma)
-        indexed = (forget_loader.sample_indexed() for _ in range(steps))
-        forget_batches, floor_rows = _split_pairs(indexed)
         no_floor = torch.full((batch_size - rows,), -torch.inf, device=floors.device)
-        floor_batches = (torch.cat([no_floor, floors[index[:rows]]]) for index in floor_rows)
+
+        def floored_batches() -> Iterator[Batch]:
+            for keep in all_keep:
+                index, forget = forget_loader.sample_indexed()
+                floor = torch.cat([no_floor, floors[index[:rows]]])
+                yield (*mixed(keep, relabelled(forget, reward, cost), rows), floor)
 
         def check(*batch: torch.Tensor) -> None:
             agent._check_batch(batch[:-1], "keep", finite_checked)
 
-    if config.cost_to_go or "keep" in (config.behaviour_rows, config.constraint_rows):
-        step_maker = functools.partial(RelabelStep, agent, config, batch_size - rows)
-    batches = (
-        mixed(keep, relabelled(forget, reward, cost), rows)
-        for keep, forget in zip(
-            itertools.chain([first_keep], keep_batches), forget_batches, strict=True
-        )  # fmt: skip
-    )
-    if config.cost_to_go:
-        batches = ((*batch, floor) for batch, floor in zip(batches, floor_batches, strict=True))
+        batches = floored_batches()
+    else:
+        forget_batches = draw_batches(forget_loader, steps, "forget")
+        batches = (
+            mixed(keep, relabelled(forget, reward, cost), rows)
+            for keep, forget in zip(all_keep, forget_batches, strict=True)
+        )
     history = run_training(
         agent, agent, batches, steps, method="relabel", finite_checked=finite_checked,
         check=check, learning_rate=config.learning_rate, trainer=config.trainer,
