@@ -2,6 +2,7 @@
 
     python benchmarks/relabel_variants.py --variants "[actor-keep,cost-x10]" --workers 2
     python benchmarks/relabel_variants.py --agents "[bcql]" --attacks "[max-cost]" --variants "[default]"
+    python benchmarks/relabel_variants.py --variants "[default]" --steps 2000 --removal false
 
 Each variant is a set of `RelabelConfig` overrides (VARIANTS). For every attacked cell and seed of
 the chosen grid profile, the cached poisoned agent (the grid's, same settings) is repaired with the
@@ -51,6 +52,8 @@ class VariantsConfig:
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     workers: int = 1
     """Repairs run at once (processes of one torch thread)."""
+    steps: Optional[int] = None
+    """Repair steps (default: the grid's budget); results are then named <variant>@<steps>."""
     removal: bool = True
     """Run the grid's removal check on each repaired policy (keep-only and poisoned-data
     continuations, the grid's budgets)."""
@@ -64,11 +67,16 @@ class VariantJob:
     variant: str
     results_dir: str
     removal: bool = True
+    steps: Optional[int] = None
+
+    @property
+    def name(self) -> str:
+        return self.variant if self.steps is None else f"{self.variant}@{self.steps}"
 
     @property
     def path(self) -> Path:
         cell = Path(self.job.folder).relative_to(Path(self.job.results_dir) / "cells")
-        return Path(self.results_dir) / cell / f"{self.variant}.json"
+        return Path(self.results_dir) / cell / f"{self.name}.json"
 
 
 def relabel_config(variant: str, learning_rate: Optional[float]):
@@ -90,7 +98,10 @@ def measure(work: VariantJob, progress=lambda n: None) -> Dict[str, Any]:
 
     job, settings = work.job, work.job.settings
     config = relabel_config(work.variant, settings.learning_rate)
+    steps = job.unlearn_steps if work.steps is None else work.steps
     wanted = {"unlearning_config": asdict(config), "measured_with": job.measured_with()}
+    if work.steps is not None:
+        wanted["repair_steps"] = steps
     try:
         recorded = json.loads(work.path.read_text())
         if all(recorded.get(k) == v for k, v in json.loads(json.dumps(wanted)).items()) and (
@@ -104,7 +115,7 @@ def measure(work: VariantJob, progress=lambda n: None) -> Dict[str, Any]:
     agent = load_agent(cached_run(data, settings, job.cache, show_progress=False))
     keep, forget = unlearning_samplers(data, agent, settings.batch_size, job.seed)
     torch.manual_seed(job.seed)
-    history = agent.unlearn(keep, forget, config=config, steps=job.unlearn_steps,
+    history = agent.unlearn(keep, forget, config=config, steps=steps,
                             show_progress=False)  # fmt: skip
     result = evaluate(agent, job.task, job.eval_episodes, seed=job.seed + 10_000,
                       cost_limit=settings.cost_limit, show_progress=False)  # fmt: skip
@@ -115,7 +126,7 @@ def measure(work: VariantJob, progress=lambda n: None) -> Dict[str, Any]:
         from osrl_unlearn.benchmark.removal import removal_check
 
         payload["removal"] = removal_check(
-            agent, data, job.unlearn_steps, job.removal_poison_steps,
+            agent, data, steps, job.removal_poison_steps,
             lambda trained: evaluate(trained, job.task, job.eval_episodes, seed=job.seed + 10_000,
                                      cost_limit=settings.cost_limit,
                                      show_progress=False).summary(),
@@ -143,13 +154,13 @@ def main(cfg: VariantsConfig) -> None:
                       show_progress=False)  # fmt: skip
     jobs = [j for j in plan(grid) if j.attack is not None]
     out = cfg.results_dir or f"benchmarks/results/{cfg.profile}-relabel-variants"
-    work = [VariantJob(j, v, out, cfg.removal) for v in cfg.variants for j in jobs]
+    work = [VariantJob(j, v, out, cfg.removal, cfg.steps) for v in cfg.variants for j in jobs]
     results = run_jobs(measure, work, workers=cfg.workers, total=len(work),
                        desc="relabel variants", unit="repair")  # fmt: skip
     rows: Dict[tuple, Dict[str, List[float]]] = {}
     for w, r in zip(work, results, strict=False):
         cell = (w.job.task, w.job.agent, w.job.attack, w.job.ratio)
-        rows.setdefault(cell, {}).setdefault(w.variant, []).append(
+        rows.setdefault(cell, {}).setdefault(w.name, []).append(
             (r["eval/normalized_cost"], r["eval/normalized_reward"], *removal_costs(r))
         )
         for policy in ("relabel", "retrain"):
@@ -165,7 +176,7 @@ def main(cfg: VariantsConfig) -> None:
                         *removal_costs(grid_result),
                     )
                 )
-    names = [*cfg.variants, "grid relabel", "grid retrain"]
+    names = [*(w.name for w in work[:: len(jobs)]), "grid relabel", "grid retrain"]
     print("| task | agent | attack | ratio | " + " | ".join(names) + " |")
     print("|---" * (4 + len(names)) + "|")
     safe = dict.fromkeys(names, 0)
