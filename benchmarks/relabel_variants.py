@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pyrallis
 
-from osrl_unlearn.benchmark.grid import GridConfig, Job, plan
+from osrl_unlearn.benchmark.grid import GridConfig, Job, plan, repair_steps
 
 VARIANTS: Dict[str, Dict[str, Any]] = {
     "default": {},
@@ -53,7 +53,8 @@ class VariantsConfig:
     workers: int = 1
     """Repairs run at once (processes of one torch thread)."""
     steps: Optional[int] = None
-    """Repair steps (default: the grid's budget); results are then named <variant>@<steps>."""
+    """Repair steps (default: the variant's own, at most the grid's budget); results are then
+    named <variant>@<steps>."""
     removal: bool = True
     """Run the grid's removal check on each repaired policy (keep-only and poisoned-data
     continuations, the grid's budgets)."""
@@ -98,7 +99,8 @@ def measure(work: VariantJob, progress=lambda n: None) -> Dict[str, Any]:
 
     job, settings = work.job, work.job.settings
     config = relabel_config(work.variant, settings.learning_rate)
-    steps = job.unlearn_steps if work.steps is None else work.steps
+    steps = repair_steps("relabel", config, job.unlearn_steps, settings.steps)
+    steps = steps if work.steps is None else work.steps
     wanted = {"unlearning_config": asdict(config), "measured_with": job.measured_with()}
     if work.steps is not None:
         wanted["repair_steps"] = steps

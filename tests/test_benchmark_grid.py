@@ -118,3 +118,13 @@ def test_a_recorded_config_matches_when_equal_or_lacking_only_fields_that_kept_t
     assert same_config({**recorded, "training_lr": None}, config)  # a field since moved away
     assert not same_config({**recorded, "actor": "keep"}, config)
     assert not same_config(None, config)
+
+
+def test_a_defence_runs_its_own_budget_up_to_the_grids_and_retraining_as_long_as_training():
+    from osrl_unlearn.benchmark.grid import repair_steps
+    from osrl_unlearn.unlearn.config import FinetuneConfig, RelabelConfig, SafeRuleConfig
+
+    assert repair_steps("relabel", RelabelConfig(steps=2000), 4000, 20_000) == 2000
+    assert repair_steps("finetune", FinetuneConfig(steps=5000), 4000, 20_000) == 4000
+    assert repair_steps("safe-rule", SafeRuleConfig(steps=4000), 4000, 20_000) == 4000
+    assert repair_steps("retrain", FinetuneConfig(steps=5000), 4000, 20_000) == 20_000

@@ -117,8 +117,10 @@ class SafeRuleConfig:
 class RelabelConfig:
     """Settings of the ``relabel`` repair (:mod:`osrl_unlearn.unlearn.relabel`)."""
 
-    steps: int = 4000
-    """Training steps on keep + relabelled forget batches (the repair's whole budget)."""
+    steps: int = 2000
+    """Training steps on keep + relabelled forget batches (the repair's whole budget). Longer is
+    not safer: BCQ-Lag's repaired policy starts flipping between a safe and an unsafe mode as
+    the repair goes on (docs/methods.md, benchmarks/repair_trajectory.py)."""
     reward_percentile: float = 5.0
     """Forget rewards become this percentile of the keep data's (scaled) rewards."""
     forget_cost: str = "budget"
