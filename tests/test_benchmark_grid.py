@@ -46,6 +46,8 @@ def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle)
     # the removal check: continued on keep data for a repair's steps, on poisoned data briefly
     removal = json.loads((cell / "relabel.json").read_text())["removal"]
     assert removal["keep_only"]["steps"] == 5 and removal["poisoned"]["steps"] == 3
+    # the retrained reference: keep-only for the grid's repair budget, not its 30 training steps
+    assert result["removal"]["keep_only"]["steps"] == 5
     assert "eval/normalized_cost" in removal["keep_only"]
     assert json.loads((cell / "relabel.json").read_text())["unlearning_config"]["actor"] == "reset"
     assert "removal" not in json.loads((cell / "safe-rule+fixed-beta.json").read_text())

@@ -310,8 +310,10 @@ def run_job(job: Job, progress=lambda n: None) -> int:
         extra = {"method": method, "ablation": ablation or None,
                  "unlearning_config": asdict(config), "final_metrics": history.last()}  # fmt: skip
         if job.removal_poison_steps and not ablation:
+            # keep-only as long as the repair took; the retrained reference as long as the budget
+            keep_steps = job.unlearn_steps if method == "retrain" else history.steps
             extra["removal"] = removal_check(
-                agent, data, history.steps, job.removal_poison_steps,
+                agent, data, keep_steps, job.removal_poison_steps,
                 lambda trained: measure(trained).summary(), batch_size=settings.batch_size,
                 seed=job.seed, learning_rate=settings.learning_rate,
             )  # fmt: skip
