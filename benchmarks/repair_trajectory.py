@@ -14,7 +14,6 @@ peeking"), or a drift that no checkpoint escapes? Results go to
 `benchmarks/results/<profile>-repair-trajectory/<cell>/<mode>.json`.
 """
 
-import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +95,7 @@ def measure(work: TrajectoryJob, progress=lambda n: None) -> Dict[str, Any]:
     import torch
 
     from osrl_unlearn.agents.checkpoint import load_agent
-    from osrl_unlearn.benchmark.removal import _detached_intermediates
+    from osrl_unlearn.benchmark.removal import copy_agent
     from osrl_unlearn.data import read_hdf5, unlearning_samplers
     from osrl_unlearn.data.sampler import BatchSampler, layout_for, training_scales
     from osrl_unlearn.evaluation import evaluate
@@ -127,7 +126,7 @@ def measure(work: TrajectoryJob, progress=lambda n: None) -> Dict[str, Any]:
                         cost_limit=settings.cost_limit, show_progress=False).summary()  # fmt: skip
 
     def snapshot(step: int, trained) -> None:
-        copied = copy.deepcopy(trained, memo=_detached_intermediates(trained))
+        copied = copy_agent(trained)
         result = episodes(copied)
         point = {"step": step, "normalized_cost": result["eval/normalized_cost"],
                  "normalized_reward": result["eval/normalized_reward"],
@@ -147,7 +146,7 @@ def measure(work: TrajectoryJob, progress=lambda n: None) -> Dict[str, Any]:
         done = step + 1
         if done % work.every == 0:
             metrics_at[done] = metrics
-            copies[done] = copy.deepcopy(agent, memo=_detached_intermediates(agent))
+            copies[done] = copy_agent(agent)
 
     torch.manual_seed(job.seed)
     if work.mode.startswith("continue"):

@@ -28,11 +28,17 @@ def continued(agent: torch.nn.Module, loader: Any, steps: int, seed: int,
               learning_rate: float | None = None) -> torch.nn.Module:  # fmt: skip
     """A copy of ``agent`` trained ``steps`` more steps on ``loader``'s batches (the agent's own
     training step); ``agent`` itself is left as it is."""
-    trained = copy.deepcopy(agent, memo=_detached_intermediates(agent))
+    trained = copy_agent(agent)
     torch.manual_seed(seed)
     trained.unlearn(loader, method="finetune", steps=steps, show_progress=False,
                     config=FinetuneConfig(learning_rate=learning_rate))  # fmt: skip
     return trained
+
+
+def copy_agent(agent: torch.nn.Module) -> torch.nn.Module:
+    """An independent copy of ``agent`` (weights, optimiser and dual state) to train or evaluate
+    on."""
+    return copy.deepcopy(agent, memo=_detached_intermediates(agent))
 
 
 def _detached_intermediates(agent: torch.nn.Module) -> dict[int, torch.Tensor]:
