@@ -1,8 +1,8 @@
-"""How a BCQ-Lag repair moves on its way: cost in the environment next to data-only signals.
+"""How a repair moves on its way: cost in the environment next to data-only signals.
 
     python benchmarks/repair_trajectory.py --attacks "[min-reward]" --seeds "[0, 1]" --workers 2
 
-For every attacked cell and seed of the chosen grid profile, the grid's cached poisoned BCQ-Lag
+For every attacked cell and seed of the chosen grid profile, the grid's cached poisoned
 agent is repaired with `relabel` for the grid's budget (or, as references, trained on without a
 repair: `--mode continue-poisoned` on the poisoned data, `--mode continue-clean` the clean agent
 on clean data); every `--every` steps a copy is evaluated on the
@@ -33,6 +33,7 @@ class TrajectoryConfig:
 
     profile: str = "cpu"
     tasks: List[str] = field(default_factory=lambda: ["OfflineCarCircle-v0"])
+    agents: List[str] = field(default_factory=lambda: ["bcql"])
     attacks: List[str] = field(default_factory=lambda: ["min-reward"])
     ratios: List[float] = field(default_factory=lambda: [0.05, 0.15])
     seeds: List[int] = field(default_factory=lambda: [0, 1])
@@ -45,6 +46,8 @@ class TrajectoryConfig:
     variant: str = "default"
     """The `relabel` settings (a key of relabel_variants.VARIANTS; mode relabel only)."""
     states: int = 4096
+    target_actor: bool = True
+    """Also evaluate the target (Polyak-averaged) actor at every measured step."""
     """Keep and forget states the data-only signals are averaged over."""
     workers: int = 1
     results_dir: Optional[str] = None
@@ -59,6 +62,7 @@ class TrajectoryJob:
     variant: str
     states: int
     results_dir: str
+    target_actor: bool = True
 
     @property
     def path(self) -> Path:
@@ -67,22 +71,33 @@ class TrajectoryJob:
         return Path(self.results_dir) / cell / f"{name}.json"
 
 
+def lowest_head(critic, obs, actions):
+    """The minimum over a critic's heads: OSRL's twin critic (BCQ-Lag, BEAR-Lag) returns
+    (q1, q2, q1_list, q2_list), its ensemble critic (CPQ) (q_min, q_list)."""
+    import torch
+
+    values = critic.predict(obs, actions)
+    return torch.min(values[0], values[1]) if len(values) == 4 else values[0]
+
+
 def critic_view(agent, keep_obs, forget_obs, seed: int) -> Dict[str, float]:
-    """The cost and reward critics' values of the policy's own actions on data states (OSRL's
-    BCQ-Lag actor-loss view: the minimum over the twin heads), no environment."""
+    """The cost and reward critics' values of the policy's own actions on data states (the
+    actor loss's view: the minimum over the twin heads), no environment. kappa is the threshold
+    the actor's loss compares Q_c with: BCQ-Lag's qc_thres, CPQ's gate q_thres."""
     import torch
 
     from osrl_unlearn.evaluation import batched_policy
 
     torch.manual_seed(seed)  # BCQ-Lag's action rule samples its VAE
-    policy, kappa = batched_policy(agent), float(agent.qc_thres)
+    policy = batched_policy(agent)
+    kappa = float(agent.q_thres if agent.osrl_key == "cpq" else agent.qc_thres)
     view = {}
     with torch.no_grad():
         for name, obs in (("keep", keep_obs), ("forget", forget_obs)):
             actions = policy(obs)
-            qc1, qc2, _, _ = agent.cost_critic.predict(obs, actions)
-            q1, q2, _, _ = agent.critic.predict(obs, actions)
-            qc, q = torch.min(qc1, qc2), torch.min(q1, q2)
+            qc, q = (
+                lowest_head(critic, obs, actions) for critic in (agent.cost_critic, agent.critic)
+            )
             view[f"{name}_qc"] = float(qc.mean())
             view[f"{name}_over_kappa"] = float((qc > kappa).float().mean())
             view[f"{name}_qr"] = float(q.mean())
@@ -132,11 +147,11 @@ def measure(work: TrajectoryJob, progress=lambda n: None) -> Dict[str, Any]:
                  "normalized_reward": result["eval/normalized_reward"],
                  **critic_view(copied, keep_obs, forget_obs, job.seed),
                  "multiplier": metrics_at.get(step, {}).get("loss/lagrangian")}  # fmt: skip
-        # the target actor: the actor's weights averaged over ~1/tau steps (Polyak)
-        copied.actor.load_state_dict(copied.actor_old.state_dict())
-        averaged = episodes(copied)
-        point["target_actor_cost"] = averaged["eval/normalized_cost"]
-        point["target_actor_reward"] = averaged["eval/normalized_reward"]
+        if work.target_actor:  # the actor's weights averaged over ~1/tau steps (Polyak)
+            copied.actor.load_state_dict(copied.actor_old.state_dict())
+            averaged = episodes(copied)
+            point["target_actor_cost"] = averaged["eval/normalized_cost"]
+            point["target_actor_reward"] = averaged["eval/normalized_reward"]
         points.append(point)
 
     snapshot(0, agent)
@@ -174,17 +189,22 @@ def measure(work: TrajectoryJob, progress=lambda n: None) -> Dict[str, Any]:
 
 
 def main(cfg: TrajectoryConfig) -> None:
+    from math import nan
+
     from osrl_unlearn.parallel import run_jobs
 
     if cfg.mode not in MODES:
         raise SystemExit(f"--mode must be one of {', '.join(MODES)}, got {cfg.mode!r}")
     if cfg.variant not in VARIANTS:
         raise SystemExit(f"--variant must be one of {', '.join(VARIANTS)}, got {cfg.variant!r}")
-    grid = GridConfig(profile=cfg.profile, tasks=cfg.tasks, agents=["bcql"], attacks=cfg.attacks,
+    grid = GridConfig(profile=cfg.profile, tasks=cfg.tasks, agents=cfg.agents, attacks=cfg.attacks,
                       ratios=cfg.ratios, seeds=cfg.seeds, show_progress=False)  # fmt: skip
     jobs = [j for j in plan(grid) if j.attack is not None]
     out = cfg.results_dir or f"benchmarks/results/{cfg.profile}-repair-trajectory"
-    work = [TrajectoryJob(j, cfg.every, cfg.mode, cfg.variant, cfg.states, out) for j in jobs]
+    work = [
+        TrajectoryJob(j, cfg.every, cfg.mode, cfg.variant, cfg.states, out, cfg.target_actor)
+        for j in jobs
+    ]
     results = run_jobs(measure, work, workers=cfg.workers, total=len(work),
                        desc="repair trajectories", unit="run")  # fmt: skip
     for r in results:
@@ -200,7 +220,7 @@ def main(cfg: TrajectoryConfig) -> None:
         for p in r["points"]:
             multiplier = "–" if p["multiplier"] is None else f"{p['multiplier']:.1f}"
             print(f"| {p['step']} | {p['normalized_cost']:.2f} | {p['normalized_reward']:.2f} "
-                  f"| {p['target_actor_cost']:.2f} | {p['target_actor_reward']:.2f} "
+                  f"| {p.get('target_actor_cost', nan):.2f} | {p.get('target_actor_reward', nan):.2f} "
                   f"| {p['keep_qc']:.2f} | {p['keep_over_kappa']:.2f} | {p['forget_qc']:.2f} "
                   f"| {p['keep_qr']:.1f} | {multiplier} |")  # fmt: skip
 
