@@ -33,6 +33,9 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "forget-half": {"forget_share": 0.5},
     "cost-to-go": {"cost_to_go": True},
     "cost-to-go+actor-keep": {"cost_to_go": True, "actor": "keep"},
+    "gated": {"actor_objective": "gated"},
+    "gated+actor-keep": {"actor_objective": "gated", "actor": "keep"},
+    "imitate": {"imitate_steps": 2000},
 }
 """Named `RelabelConfig` overrides."""
 

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
+from osrl.common.net import SquashedGaussianMLPActor
 
 from osrl_unlearn.data.sampler import training_scales
 from osrl_unlearn.osrl_configs import trainer_learning_rates
@@ -45,8 +46,11 @@ from osrl_unlearn.unlearn.base import (
 from osrl_unlearn.unlearn.config import RelabelConfig
 from osrl_unlearn.unlearn.runner import run_training
 
-REWARD, COST, DONE = 3, 4, 5
-"""Positions of rewards, costs and done flags in both OSRL batch layouts."""
+OBS, ACTIONS, REWARD, COST, DONE = 0, 2, 3, 4, 5
+"""Positions of observations, actions, rewards, costs and done flags in both OSRL batch layouts."""
+
+BC_LEARNING_RATE = 1e-3
+"""OSRL's BC agent's actor learning rate (``BCTrainConfig.actor_lr``)."""
 
 
 def relabelled(batch: Batch, reward: float, cost: float) -> Batch:
@@ -172,6 +176,50 @@ class RelabelStep:
         self.trainer.train_one_step(*batch)
 
 
+def episode_costs(costs: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+    """Per row, the undiscounted cost of its whole episode (rows after the last ``done`` flag form
+    one episode)."""
+    flags = done.flatten().long()
+    episode = torch.cumsum(flags, 0) - flags  # a row's done flag closes its own episode
+    totals = torch.zeros(int(episode[-1]) + 1, dtype=torch.float64, device=costs.device)
+    totals.index_add_(0, episode, costs.flatten().double())
+    return totals[episode]
+
+
+def imitation_loss(predicted: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Behaviour cloning's loss (OSRL's BC): the mean squared error of the actions."""
+    return (predicted - actions).pow(2).mean()
+
+
+def imitate_safe_episodes(agent: torch.nn.Module, keep_fields: Batch, steps: int,
+                          batch_size: int, cost_limit: float) -> None:  # fmt: skip
+    """Trains ``agent.actor``'s deterministic action tanh(mu(s)) * max_action by behaviour
+    cloning on the keep rows whose episode cost (the fields' scale) is at most ``cost_limit``
+    (all keep rows, with a warning, when no episode is that safe), batches drawn from torch's
+    global generator."""
+    if not isinstance(agent.actor, SquashedGaussianMLPActor):
+        warnings.warn(f"relabel's imitate_steps has no effect on {agent.osrl_key}: its actor is "
+                      "not a Gaussian policy", stacklevel=3)  # fmt: skip
+        return
+    safe = episode_costs(keep_fields[COST], keep_fields[DONE]) <= cost_limit
+    if not bool(safe.any()):
+        warnings.warn("no keep episode is within the cost limit; the actor imitates every keep "
+                      "episode", stacklevel=3)  # fmt: skip
+        safe = torch.ones_like(safe)
+    rows = torch.nonzero(safe).flatten()
+    obs, actions = keep_fields[OBS][rows], keep_fields[ACTIONS][rows] / agent.max_action
+    optimiser = torch.optim.Adam(agent.actor.parameters(), lr=BC_LEARNING_RATE)
+    for _ in range(steps):
+        index = torch.randint(len(rows), (batch_size,))
+        predicted, _ = agent.actor(obs[index], deterministic=True, with_logprob=False)
+        loss = imitation_loss(predicted, actions[index])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    if hasattr(agent, "actor_old"):
+        agent.actor_old.load_state_dict(agent.actor.state_dict())
+
+
 @torch.no_grad()
 def shrink_perturb(network: torch.nn.Module, shrink: float, perturb: float) -> None:
     """theta <- shrink * theta + perturb * theta_fresh for every parameter of ``network``, the
@@ -239,6 +287,16 @@ def relabel_repair(
     rows = forget_rows(config, batch_size, keep_loader, forget_loader)
     if config.actor == "reset":
         agent._reset_actor()
+        if config.imitate_steps:
+            if not hasattr(keep_loader, "fields"):
+                raise UnlearningError(
+                    "relabel's imitate_steps needs the keep rows as a BatchSampler (it knows "
+                    "their episodes); build the samplers with "
+                    "osrl_unlearn.data.unlearning_samplers, or set RelabelConfig(imitate_steps=0)"
+                )
+            scale = training_scales(agent)[1]
+            imitate_safe_episodes(agent, keep_fields, config.imitate_steps, batch_size,
+                                  agent.cost_limit * scale)  # fmt: skip
     elif config.actor == "shrink-perturb":
         shrink_perturb(agent.actor, config.shrink, config.perturb)
         if hasattr(agent, "actor_old"):

@@ -13,7 +13,10 @@ from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
 from osrl_unlearn.unlearn.methods import method_config
 from osrl_unlearn.unlearn.relabel import (
     cost_to_go,
+    episode_costs,
     forget_rows,
+    imitate_safe_episodes,
+    imitation_loss,
     labels,
     mixed,
     relabelled,
@@ -97,7 +100,7 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
         assert torch.allclose(p, 0.4 * before + 0.1 * new)
 
 
-@pytest.mark.parametrize("bad", [{"steps": 0}, {"reward_percentile": 101}, {"forget_share": 1.0},
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"imitate_steps": -1}, {"reward_percentile": 101}, {"forget_share": 1.0},
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
                                  {"cost_label": -1.0}, {"trainer": "jax"},
                                  {"cost_to_go": True, "actor_objective": "gated"},
@@ -306,3 +309,66 @@ def test_constraint_rows_keep_sets_the_multiplier_from_the_keep_rows(name, rows_
                   config=RelabelConfig(steps=3, constraint_rows=rows_seen))  # fmt: skip
     rows = round(32 * len(forget) / (len(keep) + len(forget)))
     assert seen == [32 - rows if rows_seen == "keep" else 32] * 3
+
+
+def test_episode_costs_sum_each_rows_whole_episode():
+    costs = torch.tensor([1.0, 0.0, 2.0, 0.0, 5.0, 1.0, 1.0])
+    done = torch.tensor([0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0])  # the last episode cut unflagged
+    assert episode_costs(costs, done).tolist() == [3.0, 3.0, 3.0, 5.0, 5.0, 2.0, 2.0]
+
+
+def test_imitation_loss_is_the_mean_squared_action_error():
+    predicted = torch.tensor([[0.5, -0.5], [0.0, 1.0]])
+    actions = torch.tensor([[0.0, 0.5], [0.0, 0.0]])
+    assert float(imitation_loss(predicted, actions)) == pytest.approx((0.25 + 1 + 0 + 1) / 4)
+
+
+def one_action_per_episode_safety():
+    """Episodes of 100 rows; the safe ones (cost 0) take action (0.5, -0.5), the unsafe ones
+    (cost 1 a step) (-0.5, 0.5), from the same states."""
+    arrays = poisoned_arrays()
+    episode = np.arange(len(arrays["costs"])) // 100
+    unsafe = episode % 2 == 1
+    arrays["costs"][:] = unsafe.astype(np.float32)
+    arrays["actions"][:] = np.where(unsafe[:, None], [-0.5, 0.5], [0.5, -0.5])
+    return OfflineDataset.from_arrays(arrays).split()
+
+
+@pytest.mark.parametrize("name", ["bearl", "cpq"])
+def test_imitation_learns_the_safe_episodes_actions_only(name):
+    keep, _ = samplers(name, one_action_per_episode_safety())
+    agent = make_agent(name)
+    torch.manual_seed(0)
+    imitate_safe_episodes(agent, keep.fields, steps=300, batch_size=32, cost_limit=10.0)
+    actions, _ = agent.actor(keep.fields[0], deterministic=True, with_logprob=False)
+    assert torch.allclose(actions.mean(0), torch.tensor([0.5, -0.5]), atol=0.05)
+    if hasattr(agent, "actor_old"):  # the target actor starts from the imitation too
+        assert all(torch.equal(a, b) for a, b in
+                   zip(agent.actor.parameters(), agent.actor_old.parameters(), strict=True))  # fmt: skip
+
+
+def test_imitation_warns_where_it_has_nothing_to_apply_to():
+    keep, _ = samplers("bcql", one_action_per_episode_safety())
+    agent = make_agent("bcql")
+    before = parameters(agent.actor)
+    with pytest.warns(UserWarning, match="not a Gaussian policy"):
+        imitate_safe_episodes(agent, keep.fields, steps=3, batch_size=8, cost_limit=10.0)
+    assert all(torch.equal(before[k], v) for k, v in agent.actor.state_dict().items())
+    keep, _ = samplers("cpq", one_action_per_episode_safety())
+    with pytest.warns(UserWarning, match="no keep episode is within the cost limit"):
+        imitate_safe_episodes(make_agent("cpq"), keep.fields, steps=3, batch_size=8,
+                              cost_limit=-1.0)  # fmt: skip
+
+
+def test_relabel_imitates_before_relearning_and_needs_a_sampler_for_it(monkeypatch):
+    keep, forget = samplers("cpq", costed_split())
+    agent = make_agent("cpq")
+    calls = []
+    monkeypatch.setattr("osrl_unlearn.unlearn.relabel.imitate_safe_episodes",
+                        lambda *args: calls.append(args))  # fmt: skip
+    config = RelabelConfig(steps=3, imitate_steps=7)
+    agent.unlearn(keep, forget, config=config, show_progress=False)
+    (_, fields, steps, batch_size, limit), = calls
+    assert fields is keep.fields and steps == 7 and batch_size == 32 and limit == 10.0
+    with pytest.raises(UnlearningError, match="imitate_steps"):
+        agent.unlearn(list(keep.batches(3)), forget, config=config, show_progress=False)
