@@ -368,7 +368,7 @@ def test_relabel_imitates_before_relearning_and_needs_a_sampler_for_it(monkeypat
                         lambda *args: calls.append(args))  # fmt: skip
     config = RelabelConfig(steps=3, imitate_steps=7)
     agent.unlearn(keep, forget, config=config, show_progress=False)
-    (_, fields, steps, batch_size, limit), = calls
+    ((_, fields, steps, batch_size, limit),) = calls
     assert fields is keep.fields and steps == 7 and batch_size == 32 and limit == 10.0
     with pytest.raises(UnlearningError, match="imitate_steps"):
         agent.unlearn(list(keep.batches(3)), forget, config=config, show_progress=False)
