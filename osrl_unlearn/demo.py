@@ -174,6 +174,7 @@ def run_demo(cfg: DemoConfig) -> int:
     from osrl_unlearn.parallel import run_jobs
     from osrl_unlearn.report import markdown_table, plot_policies, plot_unlearning
     from osrl_unlearn.training import profile_settings, training_seconds
+    from osrl_unlearn.unlearn.methods import method_config
 
     started = time.perf_counter()
     out = Path(cfg.out)
@@ -206,10 +207,13 @@ def run_demo(cfg: DemoConfig) -> int:
         made[label] = (training_seconds(run), settings.steps)
 
     print(f"[4/{steps_total}] repairing the poisoned agent: {', '.join(cfg.methods)}")
+    # each method runs its own budget, at most the profile's (relabel stops at 2,000: longer is
+    # not safer, docs/methods.md)
     jobs = [RepairJob(str(runs["poisoned"]), str(poisoned_path), str(out / method), method,
-                      profile["unlearn_steps"], cfg.seed) for method in cfg.methods]  # fmt: skip
+                      min(profile["unlearn_steps"], method_config(method).steps), cfg.seed)
+            for method in cfg.methods]  # fmt: skip
     repaired = run_jobs(repair_job, jobs, workers=profile["workers"],
-                        total=len(jobs) * profile["unlearn_steps"], desc="repairing", unit="step",
+                        total=sum(job.steps for job in jobs), desc="repairing", unit="step",
                         show_progress=cfg.show_progress)  # fmt: skip
     histories, kappa = {}, None
     for method, (run_dir, history) in zip(cfg.methods, repaired, strict=True):
