@@ -36,6 +36,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "gated": {"actor_objective": "gated"},
     "gated+actor-keep": {"actor_objective": "gated", "actor": "keep"},
     "imitate": {"imitate_steps": 2000},
+    "imitate+largest-step": {"imitate_steps": 2000, "forget_cost": "largest-step"},
 }
 """Named `RelabelConfig` overrides."""
 
