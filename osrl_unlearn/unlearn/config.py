@@ -141,7 +141,7 @@ class RelabelConfig:
     (episode cost within the agent's limit) before the relearning, at OSRL's BC learning rate
     (agents whose actor is a squashed Gaussian: BEAR-Lag, CPQ). CPQ's actor learns only in
     states its cost critic deems within budget; elsewhere a fresh actor stays where its random
-    weights put it (docs/methods.md)."""
+    weights put it. Measured on PointCircle1's CPQ, it does not repair (docs/methods.md)."""
     shrink: float = 0.4
     """Shrink factor of 'shrink-perturb'."""
     perturb: float = 0.1
