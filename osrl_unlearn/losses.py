@@ -12,6 +12,11 @@ import torch
 import torch.nn.functional as F
 
 
+def imitation_loss(predicted: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Behaviour cloning's loss (OSRL's BC): the mean squared error of the actions."""
+    return (predicted - actions).pow(2).mean()
+
+
 def reward_forget_loss(q: torch.Tensor, q_ref: torch.Tensor | float) -> torch.Tensor:
     """L^r_f = E[softplus(Q_r(s,a) - Q̄_r)]: pushes forget-set reward values below the reference."""
     return F.softplus(q - q_ref).mean()

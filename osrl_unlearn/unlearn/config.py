@@ -137,11 +137,12 @@ class RelabelConfig:
     """Where the actor starts: 'reset' (fresh weights), 'shrink-perturb' (theta <- shrink *
     theta + perturb * fresh) or 'keep' (the poisoned actor)."""
     imitate_steps: int = 0
-    """Steps of behaviour cloning that a reset actor takes on the keep data's safe episodes
-    (episode cost within the agent's limit) before the relearning, at OSRL's BC learning rate
-    (agents whose actor is a squashed Gaussian: BEAR-Lag, CPQ). CPQ's actor learns only in
-    states its cost critic deems within budget; elsewhere a fresh actor stays where its random
-    weights put it. Measured on PointCircle1's CPQ, it does not repair (docs/methods.md)."""
+    """Steps of behaviour cloning that a reset actor (``actor='reset'``) takes on the keep data's
+    safe episodes (episode cost within the agent's limit) before the relearning, at OSRL's BC
+    learning rate (agents whose actor is a squashed Gaussian: BEAR-Lag, CPQ, COptiDICE). CPQ's
+    actor learns only in states its cost critic deems within budget; elsewhere a fresh actor
+    stays where its random weights put it. Measured on PointCircle1's CPQ, it does not repair
+    (docs/methods.md)."""
     shrink: float = 0.4
     """Shrink factor of 'shrink-perturb'."""
     perturb: float = 0.1
@@ -176,6 +177,11 @@ class RelabelConfig:
             raise ConfigError(f"steps must be positive, got {self.steps}")
         if self.imitate_steps < 0:
             raise ConfigError(f"imitate_steps must be 0 or more, got {self.imitate_steps}")
+        if self.imitate_steps and self.actor != "reset":
+            raise ConfigError(
+                f"imitate_steps teaches a reset actor; set actor='reset' (got {self.actor!r}) "
+                "or imitate_steps=0"
+            )
         if not 0 <= self.reward_percentile <= 100:
             raise ConfigError(
                 f"reward_percentile must lie in [0, 100], got {self.reward_percentile}"

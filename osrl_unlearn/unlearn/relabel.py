@@ -32,6 +32,7 @@ import torch
 from osrl.common.net import SquashedGaussianMLPActor
 
 from osrl_unlearn.data.sampler import training_scales
+from osrl_unlearn.losses import imitation_loss
 from osrl_unlearn.osrl_configs import trainer_learning_rates
 from osrl_unlearn.trainers import make_trainer
 from osrl_unlearn.unlearn.base import (
@@ -186,11 +187,6 @@ def episode_costs(costs: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
     return totals[episode]
 
 
-def imitation_loss(predicted: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """Behaviour cloning's loss (OSRL's BC): the mean squared error of the actions."""
-    return (predicted - actions).pow(2).mean()
-
-
 def imitate_safe_episodes(agent: torch.nn.Module, keep_fields: Batch, steps: int,
                           batch_size: int, cost_limit: float) -> None:  # fmt: skip
     """Trains ``agent.actor``'s deterministic action tanh(mu(s)) * max_action by behaviour
@@ -285,15 +281,15 @@ def relabel_repair(
                           training_scales(agent)[1], agent.cost_limit)  # fmt: skip
     batch_size = first_keep[0].shape[0]
     rows = forget_rows(config, batch_size, keep_loader, forget_loader)
+    if config.imitate_steps and not hasattr(keep_loader, "fields"):
+        raise UnlearningError(
+            "relabel's imitate_steps needs the keep rows as a BatchSampler (it knows their "
+            "episodes); build the samplers with osrl_unlearn.data.unlearning_samplers, or set "
+            "RelabelConfig(imitate_steps=0)"
+        )
     if config.actor == "reset":
         agent._reset_actor()
         if config.imitate_steps:
-            if not hasattr(keep_loader, "fields"):
-                raise UnlearningError(
-                    "relabel's imitate_steps needs the keep rows as a BatchSampler (it knows "
-                    "their episodes); build the samplers with "
-                    "osrl_unlearn.data.unlearning_samplers, or set RelabelConfig(imitate_steps=0)"
-                )
             scale = training_scales(agent)[1]
             imitate_safe_episodes(agent, keep_fields, config.imitate_steps, batch_size,
                                   agent.cost_limit * scale)  # fmt: skip

@@ -8,6 +8,7 @@ import torch
 
 from osrl_unlearn.data import OfflineDataset
 from osrl_unlearn.errors import ConfigError
+from osrl_unlearn.losses import imitation_loss
 from osrl_unlearn.unlearn import UnlearningError
 from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
 from osrl_unlearn.unlearn.methods import method_config
@@ -16,7 +17,6 @@ from osrl_unlearn.unlearn.relabel import (
     episode_costs,
     forget_rows,
     imitate_safe_episodes,
-    imitation_loss,
     labels,
     mixed,
     relabelled,
@@ -100,7 +100,7 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
         assert torch.allclose(p, 0.4 * before + 0.1 * new)
 
 
-@pytest.mark.parametrize("bad", [{"steps": 0}, {"imitate_steps": -1}, {"reward_percentile": 101}, {"forget_share": 1.0},
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"imitate_steps": -1}, {"imitate_steps": 5, "actor": "keep"}, {"reward_percentile": 101}, {"forget_share": 1.0},
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
                                  {"cost_label": -1.0}, {"trainer": "jax"},
                                  {"cost_to_go": True, "actor_objective": "gated"},
