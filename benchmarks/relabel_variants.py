@@ -20,7 +20,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pyrallis
 
-from osrl_unlearn.benchmark.grid import GridConfig, Job, plan, repair_steps
+from osrl_unlearn.benchmark.grid import GridConfig, Job, plan
+from osrl_unlearn.unlearn.methods import repair_steps
 
 VARIANTS: Dict[str, Dict[str, Any]] = {
     "default": {},

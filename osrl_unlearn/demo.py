@@ -174,7 +174,7 @@ def run_demo(cfg: DemoConfig) -> int:
     from osrl_unlearn.parallel import run_jobs
     from osrl_unlearn.report import markdown_table, plot_policies, plot_unlearning
     from osrl_unlearn.training import profile_settings, training_seconds
-    from osrl_unlearn.unlearn.methods import method_config
+    from osrl_unlearn.unlearn.methods import method_config, repair_steps
 
     started = time.perf_counter()
     out = Path(cfg.out)
@@ -208,9 +208,10 @@ def run_demo(cfg: DemoConfig) -> int:
 
     print(f"[4/{steps_total}] repairing the poisoned agent: {', '.join(cfg.methods)}")
     # each method runs its own budget, at most the profile's (relabel stops at 2,000: longer is
-    # not safer, docs/methods.md)
+    # not safer, docs/methods.md), as in the grid
     jobs = [RepairJob(str(runs["poisoned"]), str(poisoned_path), str(out / method), method,
-                      min(profile["unlearn_steps"], method_config(method).steps), cfg.seed)
+                      repair_steps(method, method_config(method), profile["unlearn_steps"],
+                                   settings.steps), cfg.seed)
             for method in cfg.methods]  # fmt: skip
     repaired = run_jobs(repair_job, jobs, workers=profile["workers"],
                         total=sum(job.steps for job in jobs), desc="repairing", unit="step",

@@ -123,8 +123,8 @@ def test_a_recorded_config_matches_when_equal_or_lacking_only_fields_that_kept_t
 
 
 def test_a_defence_runs_its_own_budget_up_to_the_grids_and_retraining_as_long_as_training():
-    from osrl_unlearn.benchmark.grid import repair_steps
     from osrl_unlearn.unlearn.config import FinetuneConfig, RelabelConfig, SafeRuleConfig
+    from osrl_unlearn.unlearn.methods import repair_steps
 
     assert repair_steps("relabel", RelabelConfig(steps=2000), 4000, 20_000) == 2000
     assert repair_steps("finetune", FinetuneConfig(steps=5000), 4000, 20_000) == 4000

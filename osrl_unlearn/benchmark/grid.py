@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from osrl_unlearn.agent_specs import SPECS
+from osrl_unlearn.unlearn.methods import repair_steps
 
 ALL_METHODS = [
     "safe-rule",
@@ -319,14 +320,6 @@ def run_job(job: Job, progress=lambda n: None) -> int:
             )  # fmt: skip
         record(policy, agent, history.wall_seconds, history.steps, extra)
     return len(pending)
-
-
-def repair_steps(method: str, config: Any, budget: int, training_steps: int) -> int:
-    """Steps a defence runs in a cell: retraining trains as long as the agent was trained; every
-    other method runs its own budget (``config.steps``), at most the grid's (``budget``)."""
-    if method == "retrain":
-        return training_steps
-    return min(budget, config.steps)
 
 
 def dataset_config(profile_name: str, task: str):

@@ -129,3 +129,12 @@ def ablation_config(name: str, config: SafeRuleConfig | None = None) -> SafeRule
             )
         overrides.update(ABLATIONS[part])
     return replace(method_config("safe-rule", config), **overrides)
+
+
+def repair_steps(method: str, config: Any, budget: int, training_steps: int) -> int:
+    """Steps a defence runs under a step budget (the grid's cells, the demo): retraining trains as
+    long as the agent was trained; every other method runs its own budget (``config.steps``), at
+    most ``budget``."""
+    if method == "retrain":
+        return training_steps
+    return min(budget, config.steps)
