@@ -38,6 +38,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "gated+actor-keep": {"actor_objective": "gated", "actor": "keep"},
     "imitate": {"imitate_steps": 2000},
     "imitate+largest-step": {"imitate_steps": 2000, "forget_cost": "largest-step"},
+    "cost-critic-reset": {"cost_critic": "reset"},
 }
 """Named `RelabelConfig` overrides."""
 

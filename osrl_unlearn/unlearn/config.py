@@ -143,6 +143,11 @@ class RelabelConfig:
     actor learns only in states its cost critic deems within budget; elsewhere a fresh actor
     stays where its random weights put it. Measured on PointCircle1's CPQ, it does not repair
     (docs/methods.md)."""
+    cost_critic: str = "keep"
+    """Where the cost critic starts: 'keep' (the poisoned agent's) or 'reset' (fresh weights for
+    it and its target: it relearns the costs from the keep and relabelled rows, and while it
+    is near zero every state is within budget, so a gated actor such as CPQ's learns
+    everywhere; agents with a Q cost critic)."""
     shrink: float = 0.4
     """Shrink factor of 'shrink-perturb'."""
     perturb: float = 0.1
@@ -192,6 +197,8 @@ class RelabelConfig:
             raise ConfigError(
                 f"actor must be 'reset', 'shrink-perturb' or 'keep', got {self.actor!r}"
             )
+        if self.cost_critic not in ("keep", "reset"):
+            raise ConfigError(f"cost_critic must be 'keep' or 'reset', got {self.cost_critic!r}")
         if self.trainer not in ("fast", "osrl"):
             raise ConfigError(f"trainer must be 'fast' or 'osrl', got {self.trainer!r}")
         if self.actor_objective not in ("gated", "agent"):
