@@ -39,6 +39,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "imitate": {"imitate_steps": 2000},
     "imitate+largest-step": {"imitate_steps": 2000, "forget_cost": "largest-step"},
     "cost-critic-reset": {"cost_critic": "reset"},
+    "critics-reset": {"cost_critic": "reset", "reward_critic": "reset"},
 }
 """Named `RelabelConfig` overrides."""
 

@@ -148,6 +148,9 @@ class RelabelConfig:
     it and its target: it relearns the costs from the keep and relabelled rows, and while it
     is near zero every state is within budget, so a gated actor such as CPQ's learns
     everywhere; agents with a Q cost critic)."""
+    reward_critic: str = "keep"
+    """Where the reward critic starts: 'keep' (the poisoned agent's) or 'reset' (fresh weights for
+    it and its target, relearnt alongside the actor as in training; agents with a Q critic)."""
     shrink: float = 0.4
     """Shrink factor of 'shrink-perturb'."""
     perturb: float = 0.1
@@ -197,8 +200,9 @@ class RelabelConfig:
             raise ConfigError(
                 f"actor must be 'reset', 'shrink-perturb' or 'keep', got {self.actor!r}"
             )
-        if self.cost_critic not in ("keep", "reset"):
-            raise ConfigError(f"cost_critic must be 'keep' or 'reset', got {self.cost_critic!r}")
+        for name in ("cost_critic", "reward_critic"):
+            if getattr(self, name) not in ("keep", "reset"):
+                raise ConfigError(f"{name} must be 'keep' or 'reset', got {getattr(self, name)!r}")
         if self.trainer not in ("fast", "osrl"):
             raise ConfigError(f"trainer must be 'fast' or 'osrl', got {self.trainer!r}")
         if self.actor_objective not in ("gated", "agent"):

@@ -11,8 +11,8 @@ propagate it:
    ``reward_percentile``-th percentile of the keep data's rewards;
 2. **move off the poisoned weights**: the actor starts from fresh weights (``actor="reset"``) or
    is shrunk and perturbed (Ash & Adams 2020); fine-tuning a poisoned policy in place keeps the
-   attack within reach (``docs/methods.md``); optionally the cost critic starts afresh too
-   (``cost_critic="reset"``);
+   attack within reach (``docs/methods.md``); optionally the critics start afresh too
+   (``cost_critic="reset"``, ``reward_critic="reset"``);
 3. **relearn**: the agent's own training step (OSRL's losses, :mod:`osrl_unlearn.fast`) on batches
    of keep rows and relabelled forget rows, the forget rows at their share of the poisoned data,
    for a fixed step budget. No environment is used; the budget is the stopping rule. (Or, with
@@ -217,15 +217,17 @@ def imitate_safe_episodes(agent: torch.nn.Module, keep_fields: Batch, steps: int
         agent.actor_old.load_state_dict(agent.actor.state_dict())
 
 
-def reset_cost_critic(agent: torch.nn.Module) -> None:
-    """Fresh weights for ``agent``'s Q cost critic and its target copy (drawn from torch's global
-    generator as at construction); a warning where the agent has none (COptiDICE)."""
-    if not hasattr(agent, "cost_critic"):
-        warnings.warn(f"relabel's cost_critic='reset' has no effect on {agent.osrl_key}: it has "
-                      "no Q cost critic", stacklevel=3)  # fmt: skip
+def reset_critic(agent: torch.nn.Module, name: str) -> None:
+    """Fresh weights for ``agent``'s Q critic ``name`` ('critic' or 'cost_critic') and its target
+    copy (drawn from torch's global generator as at construction); a warning where the agent has
+    no such critic (COptiDICE)."""
+    option = "reward_critic" if name == "critic" else name
+    if not hasattr(agent, name):
+        warnings.warn(f"relabel's {option}='reset' has no effect on {agent.osrl_key}: it has no "
+                      f"Q {name.replace('_', ' ')}", stacklevel=3)  # fmt: skip
         return
-    reinitialise(agent.cost_critic)
-    agent.cost_critic_old.load_state_dict(agent.cost_critic.state_dict())
+    reinitialise(getattr(agent, name))
+    getattr(agent, f"{name}_old").load_state_dict(getattr(agent, name).state_dict())
 
 
 @torch.no_grad()
@@ -309,8 +311,9 @@ def relabel_repair(
         shrink_perturb(agent.actor, config.shrink, config.perturb)
         if hasattr(agent, "actor_old"):
             agent.actor_old.load_state_dict(agent.actor.state_dict())
-    if config.cost_critic == "reset":
-        reset_cost_critic(agent)
+    for name, start in (("critic", config.reward_critic), ("cost_critic", config.cost_critic)):
+        if start == "reset":
+            reset_critic(agent, name)
     step_maker = None  # the agent's own training step (COptiDICE, which has no Q critics)
     if config.actor_objective == "gated" and hasattr(agent, "_gated_training_step"):
         step_maker = functools.partial(GatedStep, agent, config, batch_size - rows)

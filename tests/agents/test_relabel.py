@@ -20,7 +20,7 @@ from osrl_unlearn.unlearn.relabel import (
     labels,
     mixed,
     relabelled,
-    reset_cost_critic,
+    reset_critic,
     shrink_perturb,
     steps_to_end,
 )
@@ -103,7 +103,7 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
 
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"imitate_steps": -1}, {"imitate_steps": 5, "actor": "keep"}, {"reward_percentile": 101}, {"forget_share": 1.0},
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
-                                 {"cost_label": -1.0}, {"trainer": "jax"}, {"cost_critic": "fresh"},
+                                 {"cost_label": -1.0}, {"trainer": "jax"}, {"cost_critic": "fresh"}, {"reward_critic": "x"},
                                  {"cost_to_go": True, "actor_objective": "gated"},
                                  {"forget_cost": "max"}, {"cost_to_go": True, "trainer": "osrl"},
                                  {"behaviour_rows": "forget"}, {"constraint_rows": "forget"},
@@ -376,28 +376,36 @@ def test_relabel_imitates_before_relearning_and_needs_a_sampler_for_it(monkeypat
 
 
 @pytest.mark.parametrize("name", ["bcql", "cpq"])
-def test_reset_cost_critic_gives_the_cost_critic_and_its_target_the_same_fresh_weights(name):
+@pytest.mark.parametrize(("reset", "kept"), [("cost_critic", "critic"), ("critic", "cost_critic")])
+def test_reset_critic_gives_one_critic_and_its_target_the_same_fresh_weights(name, reset, kept):
     agent = make_agent(name)
-    before, reward_critic = parameters(agent.cost_critic), parameters(agent.critic)
-    reset_cost_critic(agent)
-    after = agent.cost_critic.state_dict()
+    before, other = parameters(getattr(agent, reset)), parameters(getattr(agent, kept))
+    reset_critic(agent, reset)
+    after = getattr(agent, reset).state_dict()
     assert all(not torch.equal(before[k], after[k]) for k in after if k.endswith("weight"))
-    assert all(torch.equal(v, agent.cost_critic_old.state_dict()[k]) for k, v in after.items())
-    assert all(torch.equal(v, agent.critic.state_dict()[k]) for k, v in reward_critic.items())
+    target = getattr(agent, f"{reset}_old").state_dict()
+    assert all(torch.equal(v, target[k]) for k, v in after.items())
+    assert all(torch.equal(v, getattr(agent, kept).state_dict()[k]) for k, v in other.items())
 
 
-def test_relabel_resets_the_cost_critic_when_asked_and_warns_where_there_is_none(monkeypatch):
+def test_relabel_resets_the_critics_asked_for_and_warns_where_there_are_none(monkeypatch):
     keep, forget = samplers("cpq", costed_split())
     agent = make_agent("cpq")
     calls = []
-    monkeypatch.setattr("osrl_unlearn.unlearn.relabel.reset_cost_critic", calls.append)
+    monkeypatch.setattr("osrl_unlearn.unlearn.relabel.reset_critic",
+                        lambda agent, name: calls.append((agent, name)))  # fmt: skip
     agent.unlearn(keep, forget, config=RelabelConfig(steps=2), show_progress=False)
     assert calls == []
     agent.unlearn(keep, forget, config=RelabelConfig(steps=2, cost_critic="reset"),
                   show_progress=False)  # fmt: skip
-    assert calls == [agent]
+    assert calls == [(agent, "cost_critic")]
+    calls.clear()
+    both = RelabelConfig(steps=2, cost_critic="reset", reward_critic="reset")
+    agent.unlearn(keep, forget, config=both, show_progress=False)
+    assert calls == [(agent, "critic"), (agent, "cost_critic")]
     monkeypatch.undo()
     keep, forget = samplers("coptidice", costed_split())
-    with pytest.warns(UserWarning, match="cost_critic='reset' has no effect on coptidice"):
-        make_agent("coptidice").unlearn(keep, forget, show_progress=False,
-                                        config=RelabelConfig(steps=2, cost_critic="reset"))  # fmt: skip
+    for option in ("cost_critic", "reward_critic"):
+        with pytest.warns(UserWarning, match=f"{option}='reset' has no effect on coptidice"):
+            make_agent("coptidice").unlearn(keep, forget, show_progress=False,
+                                            config=RelabelConfig(steps=2, **{option: "reset"}))  # fmt: skip
