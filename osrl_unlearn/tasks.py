@@ -93,11 +93,19 @@ def get_task(name: str) -> TaskSpec:
 
 
 def make_env(name: str):
-    """A fresh gymnasium env of a dsrl task (actions in [-1, 1], cost in ``info['cost']``)."""
+    """A fresh gymnasium env of a dsrl task (actions in [-1, 1], cost in ``info['cost']``);
+    a Safety-Gymnasium env resets without decoding its skybox (:mod:`osrl_unlearn.light_skybox`)."""
     import_dsrl()
     import gymnasium as gym
 
-    return gym.make(name)
+    env = gym.make(name)
+    safety_gymnasium = any(c.__module__.startswith("safety_gymnasium.")
+                           for c in type(env.unwrapped).__mro__)  # fmt: skip
+    if safety_gymnasium and env.render_mode is None:
+        from osrl_unlearn.light_skybox import LightSkybox
+
+        return LightSkybox(env)
+    return env
 
 
 def reset_env(env, seed: int):
