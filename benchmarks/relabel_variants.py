@@ -40,6 +40,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "imitate+largest-step": {"imitate_steps": 2000, "forget_cost": "largest-step"},
     "cost-critic-reset": {"cost_critic": "reset"},
     "critics-reset": {"cost_critic": "reset", "reward_critic": "reset"},
+    "fresh": {"start": "fresh"},
     "gated+cost-critic-reset": {"actor_objective": "gated", "cost_critic": "reset"},
     "imitate+cost-critic-reset": {"imitate_steps": 2000, "cost_critic": "reset"},
 }

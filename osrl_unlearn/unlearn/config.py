@@ -133,6 +133,11 @@ class RelabelConfig:
     forget_share: Optional[float] = None
     """Share of each batch drawn from the relabelled forget set; None: its share of the poisoned
     data, |D_f| / (|D_k| + |D_f|) (needs samplers that know their size, else 0.5)."""
+    start: str = "poisoned"
+    """What the repair starts from: 'poisoned' (the agent's networks, with the resets asked for
+    below) or 'fresh' (every network, target, dual variable and controller newly initialised:
+    the agent relearns from the keep and relabelled forget rows alone; ``actor``,
+    ``cost_critic`` and ``reward_critic`` are then moot)."""
     actor: str = "reset"
     """Where the actor starts: 'reset' (fresh weights), 'shrink-perturb' (theta <- shrink *
     theta + perturb * fresh) or 'keep' (the poisoned actor)."""
@@ -199,6 +204,13 @@ class RelabelConfig:
         if self.actor not in ("reset", "shrink-perturb", "keep"):
             raise ConfigError(
                 f"actor must be 'reset', 'shrink-perturb' or 'keep', got {self.actor!r}"
+            )
+        if self.start not in ("poisoned", "fresh"):
+            raise ConfigError(f"start must be 'poisoned' or 'fresh', got {self.start!r}")
+        if self.start == "fresh" and self.actor != "reset":
+            raise ConfigError(
+                f"start='fresh' begins from a new actor; actor={self.actor!r} asks to keep the "
+                "poisoned one: leave actor at 'reset' or set start='poisoned'"
             )
         for name in ("cost_critic", "reward_critic"):
             if getattr(self, name) not in ("keep", "reset"):

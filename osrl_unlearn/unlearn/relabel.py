@@ -46,6 +46,7 @@ from osrl_unlearn.unlearn.base import (
     reinitialise,
 )
 from osrl_unlearn.unlearn.config import RelabelConfig
+from osrl_unlearn.unlearn.retraining import fresh_agent
 from osrl_unlearn.unlearn.runner import run_training
 
 OBS, ACTIONS, REWARD, COST, DONE = 0, 2, 3, 4, 5
@@ -217,6 +218,16 @@ def imitate_safe_episodes(agent: torch.nn.Module, keep_fields: Batch, steps: int
         agent.actor_old.load_state_dict(agent.actor.state_dict())
 
 
+def restart(agent: torch.nn.Module) -> None:
+    """Every network, target network, dual variable and controller of ``agent`` as a newly built
+    agent of its class has them (drawn from torch's global generator as at construction)."""
+    fresh = fresh_agent(agent)
+    agent.load_state_dict(fresh.state_dict())
+    for name, value in vars(fresh).items():
+        if not name.startswith("_") and name != "training":
+            setattr(agent, name, value)
+
+
 def reset_critic(agent: torch.nn.Module, name: str) -> None:
     """Fresh weights for ``agent``'s Q critic ``name`` ('critic' or 'cost_critic') and its target
     copy (drawn from torch's global generator as at construction); a warning where the agent has
@@ -301,18 +312,20 @@ def relabel_repair(
             "episodes); build the samplers with osrl_unlearn.data.unlearning_samplers, or set "
             "RelabelConfig(imitate_steps=0)"
         )
-    if config.actor == "reset":
+    if config.start == "fresh":
+        restart(agent)
+    elif config.actor == "reset":
         agent._reset_actor()
-        if config.imitate_steps:
-            scale = training_scales(agent)[1]
-            imitate_safe_episodes(agent, keep_fields, config.imitate_steps, batch_size,
-                                  agent.cost_limit * scale)  # fmt: skip
     elif config.actor == "shrink-perturb":
         shrink_perturb(agent.actor, config.shrink, config.perturb)
         if hasattr(agent, "actor_old"):
             agent.actor_old.load_state_dict(agent.actor.state_dict())
+    if config.imitate_steps:  # the actor is a fresh one (checked by the config)
+        scale = training_scales(agent)[1]
+        imitate_safe_episodes(agent, keep_fields, config.imitate_steps, batch_size,
+                              agent.cost_limit * scale)  # fmt: skip
     for name, start in (("critic", config.reward_critic), ("cost_critic", config.cost_critic)):
-        if start == "reset":
+        if start == "reset" and config.start == "poisoned":
             reset_critic(agent, name)
     step_maker = None  # the agent's own training step (COptiDICE, which has no Q critics)
     if config.actor_objective == "gated" and hasattr(agent, "_gated_training_step"):

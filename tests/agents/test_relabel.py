@@ -21,6 +21,7 @@ from osrl_unlearn.unlearn.relabel import (
     mixed,
     relabelled,
     reset_critic,
+    restart,
     shrink_perturb,
     steps_to_end,
 )
@@ -103,7 +104,7 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
 
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"imitate_steps": -1}, {"imitate_steps": 5, "actor": "keep"}, {"reward_percentile": 101}, {"forget_share": 1.0},
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
-                                 {"cost_label": -1.0}, {"trainer": "jax"}, {"cost_critic": "fresh"}, {"reward_critic": "x"},
+                                 {"cost_label": -1.0}, {"trainer": "jax"}, {"cost_critic": "fresh"}, {"reward_critic": "x"}, {"start": "clean"}, {"start": "fresh", "actor": "keep"},
                                  {"cost_to_go": True, "actor_objective": "gated"},
                                  {"forget_cost": "max"}, {"cost_to_go": True, "trainer": "osrl"},
                                  {"behaviour_rows": "forget"}, {"constraint_rows": "forget"},
@@ -409,3 +410,41 @@ def test_relabel_resets_the_critics_asked_for_and_warns_where_there_are_none(mon
         with pytest.warns(UserWarning, match=f"{option}='reset' has no effect on coptidice"):
             make_agent("coptidice").unlearn(keep, forget, show_progress=False,
                                             config=RelabelConfig(steps=2, **{option: "reset"}))  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["bcql", "bearl", "cpq", "coptidice"])
+def test_restart_gives_the_agent_a_newly_built_agents_weights_and_duals(name):
+    from osrl_unlearn.unlearn.retraining import fresh_agent
+
+    keep, forget = samplers(name, costed_split())
+    agent = make_agent(name)
+    torch.manual_seed(0)
+    agent.unlearn(keep, forget, config=RelabelConfig(steps=3), show_progress=False)  # moves all
+    trained = parameters(agent)
+    torch.manual_seed(5)
+    restart(agent)
+    other = make_agent(name, seed=1)
+    torch.manual_seed(5)
+    new = fresh_agent(other)
+    assert agent.state_dict().keys() == new.state_dict().keys()
+    assert all(torch.equal(v, new.state_dict()[k]) for k, v in agent.state_dict().items())
+    assert not all(torch.equal(v, trained[k]) for k, v in agent.state_dict().items())
+    for attribute in ("log_alpha", "lmbda", "tau"):
+        if hasattr(new, attribute):
+            assert torch.equal(torch.as_tensor(getattr(agent, attribute)),
+                               torch.as_tensor(getattr(new, attribute)))  # fmt: skip
+    if hasattr(new, "controller"):
+        assert vars(agent.controller) == vars(new.controller)
+
+
+def test_a_fresh_start_restarts_the_agent_and_resets_nothing_else(monkeypatch):
+    keep, forget = samplers("cpq", costed_split())
+    agent = make_agent("cpq")
+    calls = []
+    monkeypatch.setattr("osrl_unlearn.unlearn.relabel.restart", lambda a: calls.append("restart"))
+    monkeypatch.setattr("osrl_unlearn.unlearn.relabel.reset_critic",
+                        lambda a, name: calls.append(name))  # fmt: skip
+    monkeypatch.setattr(type(agent), "_reset_actor", lambda self: calls.append("actor"))
+    config = RelabelConfig(steps=2, start="fresh", cost_critic="reset")
+    agent.unlearn(keep, forget, config=config, show_progress=False)
+    assert calls == ["restart"]
