@@ -324,8 +324,8 @@ def relabel_repair(
         scale = training_scales(agent)[1]
         imitate_safe_episodes(agent, keep_fields, config.imitate_steps, batch_size,
                               agent.cost_limit * scale)  # fmt: skip
-    for name, start in (("critic", config.reward_critic), ("cost_critic", config.cost_critic)):
-        if start == "reset" and config.start == "poisoned":
+    for name, begins in (("critic", config.reward_critic), ("cost_critic", config.cost_critic)):
+        if begins == "reset" and config.start == "poisoned":
             reset_critic(agent, name)
     step_maker = None  # the agent's own training step (COptiDICE, which has no Q critics)
     if config.actor_objective == "gated" and hasattr(agent, "_gated_training_step"):
