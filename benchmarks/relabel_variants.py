@@ -41,6 +41,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "cost-critic-reset": {"cost_critic": "reset"},
     "critics-reset": {"cost_critic": "reset", "reward_critic": "reset"},
     "fresh": {"start": "fresh"},
+    "fresh+largest-step": {"start": "fresh", "forget_cost": "largest-step"},
     "gated+cost-critic-reset": {"actor_objective": "gated", "cost_critic": "reset"},
     "imitate+cost-critic-reset": {"imitate_steps": 2000, "cost_critic": "reset"},
 }
