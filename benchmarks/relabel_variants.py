@@ -44,6 +44,9 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "fresh+largest-step": {"start": "fresh", "forget_cost": "largest-step"},
     "gated+cost-critic-reset": {"actor_objective": "gated", "cost_critic": "reset"},
     "imitate+cost-critic-reset": {"imitate_steps": 2000, "cost_critic": "reset"},
+    "keep-only": {"forget_share": 0.0},
+    "keep-only+cost-critic-reset": {"forget_share": 0.0, "cost_critic": "reset"},
+    "fresh+keep-only": {"start": "fresh", "forget_share": 0.0},
 }
 """Named `RelabelConfig` overrides."""
 

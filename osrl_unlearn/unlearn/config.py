@@ -132,7 +132,8 @@ class RelabelConfig:
     it replaces ``forget_cost``."""
     forget_share: Optional[float] = None
     """Share of each batch drawn from the relabelled forget set; None: its share of the poisoned
-    data, |D_f| / (|D_k| + |D_f|) (needs samplers that know their size, else 0.5)."""
+    data, |D_f| / (|D_k| + |D_f|) (needs samplers that know their size, else 0.5); 0: keep rows
+    only (an ablation: the resets and relearning without the relabelled rows)."""
     start: str = "poisoned"
     """What the repair starts from: 'poisoned' (the agent's networks, with the resets asked for
     below) or 'fresh' (every network, target, dual variable and controller newly initialised:
@@ -199,8 +200,8 @@ class RelabelConfig:
             raise ConfigError(
                 f"reward_percentile must lie in [0, 100], got {self.reward_percentile}"
             )
-        if self.forget_share is not None and not 0 < self.forget_share < 1:
-            raise ConfigError(f"forget_share must lie in (0, 1), got {self.forget_share}")
+        if self.forget_share is not None and not 0 <= self.forget_share < 1:
+            raise ConfigError(f"forget_share must lie in [0, 1), got {self.forget_share}")
         if self.actor not in ("reset", "shrink-perturb", "keep"):
             raise ConfigError(
                 f"actor must be 'reset', 'shrink-perturb' or 'keep', got {self.actor!r}"

@@ -75,8 +75,11 @@ def mixed(keep: Batch, forget: Batch, forget_rows: int) -> Batch:
 
 
 def forget_rows(config: RelabelConfig, batch_size: int, keep_loader, forget_loader) -> int:
-    """How many rows of each batch come from the forget set (at least 1, at most batch - 1)."""
+    """How many rows of each batch come from the forget set (at most batch - 1; at least 1 unless
+    ``forget_share`` is 0)."""
     share = config.forget_share
+    if share == 0:
+        return 0
     if share is None:
         sizes = [len(loader) if hasattr(loader, "__len__") else None
                  for loader in (keep_loader, forget_loader)]  # fmt: skip

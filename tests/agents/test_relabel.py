@@ -67,6 +67,7 @@ def test_forget_rows_follow_the_forget_share_of_the_poisoned_data():
     assert forget_rows(RelabelConfig(forget_share=0.5), 32, keep, forget) == 16
     assert forget_rows(RelabelConfig(), 32, iter([]), iter([])) == 16  # sizes unknown: half
     assert forget_rows(RelabelConfig(forget_share=0.01), 32, keep, forget) == 1  # at least one
+    assert forget_rows(RelabelConfig(forget_share=0.0), 32, keep, forget) == 0  # keep rows only
     with pytest.raises(UnlearningError, match="at least 2 rows"):
         forget_rows(RelabelConfig(), 1, keep, forget)
 
@@ -102,7 +103,7 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
         assert torch.allclose(p, 0.4 * before + 0.1 * new)
 
 
-@pytest.mark.parametrize("bad", [{"steps": 0}, {"imitate_steps": -1}, {"imitate_steps": 5, "actor": "keep"}, {"reward_percentile": 101}, {"forget_share": 1.0},
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"imitate_steps": -1}, {"imitate_steps": 5, "actor": "keep"}, {"reward_percentile": 101}, {"forget_share": 1.0}, {"forget_share": -0.1},
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
                                  {"cost_label": -1.0}, {"trainer": "jax"}, {"cost_critic": "fresh"}, {"reward_critic": "x"}, {"start": "clean"}, {"start": "fresh", "actor": "keep"},
                                  {"cost_to_go": True, "actor_objective": "gated"},
