@@ -7,6 +7,7 @@ Both steps get the same pre-drawn batches, so the ratio compares the update work
 sampler draw and one Safe-RULE unlearning step (two batches drawn, critic and actor updates) are
 timed beside them. Each figure is the median over ``rounds`` rounds of ``steps`` steps, the
 rounds of the different steps interleaved so that a busy machine slows all of them alike.
+A ``relabel`` repair (the default method: its setup and steps, per step) is timed beside them too.
 Targets: ours >= 3x OSRL at ``small``, >= 1.2x at ``osrl``; unlearning <= 1.0x our training step;
 sampling <= 0.5 ms.
 """
@@ -29,7 +30,7 @@ from osrl_unlearn.data import (
     unlearning_samplers,
 )
 from osrl_unlearn.training import PROFILES, make_trainer, profile_settings, training_config
-from osrl_unlearn.unlearn import SafeRuleConfig
+from osrl_unlearn.unlearn.config import RelabelConfig, SafeRuleConfig
 
 
 @dataclass
@@ -97,6 +98,8 @@ def measure(name: str, profile_name: str, cfg: TrainSpeedConfig, data: OfflineDa
     unlearner = copy.deepcopy(base)
     keep, forget = unlearning_samplers(data, unlearner, batch_size, cfg.seed)
     unlearn_config = SafeRuleConfig(steps=steps)
+    relabeller = copy.deepcopy(base)
+    relabel_config = RelabelConfig(steps=steps)
 
     def train(kind):
         for batch in batches:
@@ -105,12 +108,15 @@ def measure(name: str, profile_name: str, cfg: TrainSpeedConfig, data: OfflineDa
     def unlearn():
         unlearner.unlearn(keep, forget, config=unlearn_config, show_progress=False)
 
+    def relabel():
+        relabeller.unlearn(keep, forget, config=relabel_config, show_progress=False)
+
     def sample():
         for _ in range(steps):
             sampler.sample()
 
     timed = {"osrl": lambda: train("osrl"), "fast": lambda: train("fast"), "unlearn": unlearn,
-             "sample": sample}  # fmt: skip
+             "relabel": relabel, "sample": sample}  # fmt: skip
     for run in timed.values():  # warm-up
         run()
     times = {key: [] for key in timed}
@@ -124,9 +130,15 @@ def measure(name: str, profile_name: str, cfg: TrainSpeedConfig, data: OfflineDa
 
 def main(cfg: TrainSpeedConfig) -> None:
     data = synthetic_data(cfg.seed)
-    print("ms per step (median of rounds); ratio = OSRL / ours; unlearn = Safe-RULE step / ours")
-    print("| profile | threads | agent | OSRL | ours | ratio | unlearn | unlearn/ours | sample |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "ms per step (median of rounds); ratio = OSRL / ours; unlearn = Safe-RULE step, relabel ="
+        " relabel repair step (the default), each / ours"
+    )
+    print(
+        "| profile | threads | agent | OSRL | ours | ratio | unlearn | unlearn/ours | relabel "
+        "| relabel/ours | sample |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for profile_name in cfg.profiles:
         for threads in cfg.threads:
             torch.set_num_threads(threads)
@@ -134,7 +146,8 @@ def main(cfg: TrainSpeedConfig) -> None:
                 t = measure(name, profile_name, cfg, data)
                 print(f"| {profile_name} | {threads} | {name} | {t['osrl']:.2f} | {t['fast']:.2f} | "
                       f"{t['osrl'] / t['fast']:.2f}x | {t['unlearn']:.2f} | "
-                      f"{t['unlearn'] / t['fast']:.2f} | {t['sample']:.3f} |", flush=True)  # fmt: skip
+                      f"{t['unlearn'] / t['fast']:.2f} | {t['relabel']:.2f} | "
+                      f"{t['relabel'] / t['fast']:.2f} | {t['sample']:.3f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ step in OSRL), not arithmetic. Two things cut the count:
   current weights (checkpoints, evaluation callbacks and OSRL's own code see the same numbers).
 - :func:`mlp`, :func:`vae_encode` and :func:`vae_decode` run single networks as plain
   ``F.linear`` calls on the modules' parameters, without ``nn.Module`` dispatch.
+
+At OSRL's sizes the step is arithmetic instead, and a no-grad layer over many rows (the Bellman
+targets' 5,120-10,240 sampled next actions) runs as one oneDNN call with the bias and ReLU in its
+epilogue (:func:`dense`): no bias copy and no second pass over the activations.
 """
 
 from __future__ import annotations
@@ -20,6 +24,25 @@ import torch.nn.functional as F
 from torch import nn
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
+
+FUSED_ELEMENTS = 1 << 18
+"""Output elements from which a no-grad layer runs as one fused oneDNN call (:func:`dense`);
+below it the call's set-up costs more than the pass over the activations it saves."""
+
+_FUSED = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+          relu: bool = False) -> torch.Tensor:  # fmt: skip
+    """``F.linear(x, weight, bias)``, then ReLU when ``relu``. Outside autograd and with at least
+    ``FUSED_ELEMENTS`` outputs, one oneDNN matmul with bias and ReLU fused into it (the same
+    values to float32 rounding; ``tests/fast/test_networks.py``)."""
+    if (_FUSED and not torch.is_grad_enabled() and x.dim() == 2
+            and x.shape[0] * weight.shape[0] >= FUSED_ELEMENTS):  # fmt: skip
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none",
+                                                  [], "")  # fmt: skip
+    y = F.linear(x, weight, bias)
+    return F.relu(y) if relu else y
 
 
 def linear_layers(network: nn.Module) -> list[nn.Linear]:
@@ -36,10 +59,11 @@ def mlp(
     """OSRL's ``mlp`` forward: ``hidden`` after every layer but the last, ``output`` after it."""
     last = len(layers) - 1
     for i, layer in enumerate(layers):
-        x = F.linear(x, layer.weight, layer.bias)
-        if i < last:
-            x = hidden(x)
-    return x if output is None else output(x)
+        activation = hidden if i < last else output
+        x = dense(x, layer.weight, layer.bias, relu=activation is F.relu)
+        if activation is not None and activation is not F.relu:
+            x = activation(x)
+    return x
 
 
 def vae_encode(vae: nn.Module, obs: torch.Tensor, actions: torch.Tensor):
@@ -53,9 +77,9 @@ def vae_encode(vae: nn.Module, obs: torch.Tensor, actions: torch.Tensor):
 
 def vae_decode_raw(vae: nn.Module, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """The decoder's last layer before tanh (BEAR-Lag's MMD works on these raw actions)."""
-    a = F.relu(F.linear(torch.cat([obs, z], -1), vae.d1.weight, vae.d1.bias))
-    a = F.relu(F.linear(a, vae.d2.weight, vae.d2.bias))
-    return F.linear(a, vae.d3.weight, vae.d3.bias)
+    a = dense(torch.cat([obs, z], -1), vae.d1.weight, vae.d1.bias, relu=True)
+    a = dense(a, vae.d2.weight, vae.d2.bias, relu=True)
+    return dense(a, vae.d3.weight, vae.d3.bias)
 
 
 def vae_decode(vae: nn.Module, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -204,9 +228,7 @@ class StackedMLP:
             for e in range(count):
                 h = x if x.dim() == 2 else x[int(groups[e])]
                 for i, (b, w) in enumerate(layers):
-                    h = torch.addmm(b[e, 0], h, w[e])
-                    if i < last:
-                        h = F.relu(h)
+                    h = dense(h, w[e].t(), b[e, 0], relu=i < last)
                 outputs.append(h.squeeze(-1))
             return torch.stack(outputs)
         if x.dim() == 2:
