@@ -37,10 +37,12 @@ def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     """``F.linear(x, weight, bias)``, then ReLU when ``relu``. Outside autograd and with at least
     ``FUSED_ELEMENTS`` outputs, one oneDNN matmul with bias and ReLU fused into it (the same
     values to float32 rounding; ``tests/fast/test_networks.py``)."""
-    if (_FUSED and not torch.is_grad_enabled() and x.dim() == 2
-            and x.shape[0] * weight.shape[0] >= FUSED_ELEMENTS):  # fmt: skip
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none",
-                                                  [], "")  # fmt: skip
+    if (_FUSED and not torch.is_grad_enabled()
+            and x.numel() // x.shape[-1] * weight.shape[0] >= FUSED_ELEMENTS):  # fmt: skip
+        rows = x.reshape(-1, x.shape[-1])
+        y = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "relu" if relu else "none",
+                                               [], "")  # fmt: skip
+        return y.view(*x.shape[:-1], weight.shape[0])
     y = F.linear(x, weight, bias)
     return F.relu(y) if relu else y
 

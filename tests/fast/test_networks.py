@@ -9,10 +9,11 @@ from osrl_unlearn.fast.networks import FUSED_ELEMENTS, dense
 
 
 @pytest.mark.parametrize("relu", [False, True])
-def test_a_large_no_grad_layer_matches_linear_and_relu(relu):
+@pytest.mark.parametrize("leading", [(), (4,)])
+def test_a_large_no_grad_layer_matches_linear_and_relu(relu, leading):
     torch.manual_seed(0)
     rows = FUSED_ELEMENTS // 64 + 1  # above the fusion threshold at 64 outputs
-    x, weight, bias = torch.randn(rows, 20), torch.randn(64, 20), torch.randn(64)
+    x, weight, bias = torch.randn(*leading, rows, 20), torch.randn(64, 20), torch.randn(64)
     expected = F.linear(x, weight, bias)
     expected = F.relu(expected) if relu else expected
     with torch.no_grad():
