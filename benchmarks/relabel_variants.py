@@ -47,6 +47,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "keep-only": {"forget_share": 0.0},
     "keep-only+cost-critic-reset": {"forget_share": 0.0, "cost_critic": "reset"},
     "fresh+keep-only": {"start": "fresh", "forget_share": 0.0},
+    "vae-reset": {"behaviour_model": "reset", "behaviour_rows": "keep"},
 }
 """Named `RelabelConfig` overrides."""
 

@@ -157,6 +157,11 @@ class RelabelConfig:
     reward_critic: str = "keep"
     """Where the reward critic starts: 'keep' (the poisoned agent's) or 'reset' (fresh weights for
     it and its target, relearnt alongside the actor as in training; agents with a Q critic)."""
+    behaviour_model: str = "keep"
+    """Where the behaviour model (BCQ-Lag's, BEAR-Lag's and CPQ's VAE) starts: 'keep' (the
+    poisoned agent's) or 'reset' (fresh weights: trained on the forget rows, it holds the
+    attack's actions as in-distribution, and an action model has no label to correct; pair it
+    with ``behaviour_rows='keep'`` so that it relearns the keep actions only)."""
     shrink: float = 0.4
     """Shrink factor of 'shrink-perturb'."""
     perturb: float = 0.1
@@ -213,7 +218,7 @@ class RelabelConfig:
                 f"start='fresh' begins from a new actor; actor={self.actor!r} asks to keep the "
                 "poisoned one: leave actor at 'reset' or set start='poisoned'"
             )
-        for name in ("cost_critic", "reward_critic"):
+        for name in ("cost_critic", "reward_critic", "behaviour_model"):
             if getattr(self, name) not in ("keep", "reset"):
                 raise ConfigError(f"{name} must be 'keep' or 'reset', got {getattr(self, name)!r}")
         if self.trainer not in ("fast", "osrl"):

@@ -12,7 +12,8 @@ propagate it:
 2. **move off the poisoned weights**: the actor starts from fresh weights (``actor="reset"``) or
    is shrunk and perturbed (Ash & Adams 2020); fine-tuning a poisoned policy in place keeps the
    attack within reach (``docs/methods.md``); optionally the critics start afresh too
-   (``cost_critic="reset"``, ``reward_critic="reset"``);
+   (``cost_critic="reset"``, ``reward_critic="reset"``), and so may the behaviour model
+   (``behaviour_model="reset"``);
 3. **relearn**: the agent's own training step (OSRL's losses, :mod:`osrl_unlearn.fast`) on batches
    of keep rows and relabelled forget rows, the forget rows at their share of the poisoned data,
    for a fixed step budget. No environment is used; the budget is the stopping rule. (Or, with
@@ -244,6 +245,16 @@ def reset_critic(agent: torch.nn.Module, name: str) -> None:
     getattr(agent, f"{name}_old").load_state_dict(getattr(agent, name).state_dict())
 
 
+def reset_behaviour_model(agent: torch.nn.Module) -> None:
+    """Fresh weights for ``agent``'s VAE (drawn from torch's global generator as at
+    construction); a warning where the agent has none (COptiDICE)."""
+    if not hasattr(agent, "vae"):
+        warnings.warn(f"relabel's behaviour_model='reset' has no effect on {agent.osrl_key}: it "
+                      "has no behaviour model", stacklevel=3)  # fmt: skip
+        return
+    reinitialise(agent.vae)
+
+
 @torch.no_grad()
 def shrink_perturb(network: torch.nn.Module, shrink: float, perturb: float) -> None:
     """theta <- shrink * theta + perturb * theta_fresh for every parameter of ``network``, the
@@ -330,6 +341,8 @@ def relabel_repair(
     for name, begins in (("critic", config.reward_critic), ("cost_critic", config.cost_critic)):
         if begins == "reset" and config.start == "poisoned":
             reset_critic(agent, name)
+    if config.behaviour_model == "reset" and config.start == "poisoned":
+        reset_behaviour_model(agent)
     step_maker = None  # the agent's own training step (COptiDICE, which has no Q critics)
     if config.actor_objective == "gated" and hasattr(agent, "_gated_training_step"):
         step_maker = functools.partial(GatedStep, agent, config, batch_size - rows)

@@ -20,6 +20,7 @@ from osrl_unlearn.unlearn.relabel import (
     labels,
     mixed,
     relabelled,
+    reset_behaviour_model,
     reset_critic,
     restart,
     shrink_perturb,
@@ -105,7 +106,7 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
 
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"imitate_steps": -1}, {"imitate_steps": 5, "actor": "keep"}, {"reward_percentile": 101}, {"forget_share": 1.0}, {"forget_share": -0.1},
                                  {"actor": "fresh"}, {"actor_objective": "lagrangian"},
-                                 {"cost_label": -1.0}, {"trainer": "jax"}, {"cost_critic": "fresh"}, {"reward_critic": "x"}, {"start": "clean"}, {"start": "fresh", "actor": "keep"},
+                                 {"cost_label": -1.0}, {"trainer": "jax"}, {"cost_critic": "fresh"}, {"reward_critic": "x"}, {"behaviour_model": "new"}, {"start": "clean"}, {"start": "fresh", "actor": "keep"},
                                  {"cost_to_go": True, "actor_objective": "gated"},
                                  {"forget_cost": "max"}, {"cost_to_go": True, "trainer": "osrl"},
                                  {"behaviour_rows": "forget"}, {"constraint_rows": "forget"},
@@ -449,3 +450,35 @@ def test_a_fresh_start_restarts_the_agent_and_resets_nothing_else(monkeypatch):
     config = RelabelConfig(steps=2, start="fresh", cost_critic="reset")
     agent.unlearn(keep, forget, config=config, show_progress=False)
     assert calls == ["restart"]
+
+
+@pytest.mark.parametrize("name", ["bcql", "bearl", "cpq"])
+def test_reset_behaviour_model_gives_the_vae_fresh_weights_and_nothing_else(name):
+    agent = make_agent(name)
+    before = parameters(agent)
+    torch.manual_seed(3)
+    reset_behaviour_model(agent)
+    after = agent.state_dict()
+    changed = {k for k, v in after.items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("vae.") for k in changed)
+    assert all(k in changed for k in after if k.startswith("vae.") and k.endswith("weight"))
+    torch.manual_seed(3)
+    reset_behaviour_model(agent)
+    assert all(torch.equal(v, agent.state_dict()[k]) for k, v in after.items())  # seeded
+
+
+def test_relabel_resets_the_behaviour_model_when_asked_and_warns_without_one(monkeypatch):
+    keep, forget = samplers("cpq", costed_split())
+    agent = make_agent("cpq")
+    calls = []
+    monkeypatch.setattr("osrl_unlearn.unlearn.relabel.reset_behaviour_model", calls.append)
+    agent.unlearn(keep, forget, config=RelabelConfig(steps=2), show_progress=False)
+    assert calls == []
+    agent.unlearn(keep, forget, config=RelabelConfig(steps=2, behaviour_model="reset"),
+                  show_progress=False)  # fmt: skip
+    assert calls == [agent]
+    monkeypatch.undo()
+    keep, forget = samplers("coptidice", costed_split())
+    with pytest.warns(UserWarning, match="behaviour_model='reset' has no effect on coptidice"):
+        make_agent("coptidice").unlearn(keep, forget, show_progress=False,
+                                        config=RelabelConfig(steps=2, behaviour_model="reset"))  # fmt: skip
