@@ -48,7 +48,7 @@ from osrl_unlearn.unlearn.base import (
 )
 from osrl_unlearn.unlearn.config import RelabelConfig
 from osrl_unlearn.unlearn.retraining import fresh_agent
-from osrl_unlearn.unlearn.runner import run_training
+from osrl_unlearn.unlearn.runner import adopt, run_training
 
 OBS, ACTIONS, REWARD, COST, DONE = 0, 2, 3, 4, 5
 """Positions of observations, actions, rewards, costs and done flags in both OSRL batch layouts."""
@@ -225,11 +225,7 @@ def imitate_safe_episodes(agent: torch.nn.Module, keep_fields: Batch, steps: int
 def restart(agent: torch.nn.Module) -> None:
     """Every network, target network, dual variable and controller of ``agent`` as a newly built
     agent of its class has them (drawn from torch's global generator as at construction)."""
-    fresh = fresh_agent(agent)
-    agent.load_state_dict(fresh.state_dict())
-    for name, value in vars(fresh).items():
-        if not name.startswith("_") and name != "training":
-            setattr(agent, name, value)
+    adopt(agent, fresh_agent(agent))
 
 
 def reset_critic(agent: torch.nn.Module, name: str) -> None:

@@ -41,12 +41,14 @@ class _StepRecorder:
         return metrics
 
 
-def _adopt(agent: torch.nn.Module, trained: torch.nn.Module) -> None:
-    """Gives ``agent`` the weights of ``trained`` and the tensors OSRL keeps outside the state
-    dict (BEAR's log_alpha, COptiDICE's lambda and tau)."""
-    agent.load_state_dict(trained.state_dict())
-    for name, value in vars(trained).items():
-        if isinstance(value, torch.Tensor) and not name.startswith("_"):
+def adopt(agent: torch.nn.Module, source: torch.nn.Module) -> None:
+    """Gives ``agent`` everything of ``source``, an agent of the same class and arguments: its
+    weights and what OSRL keeps outside the state dict (BEAR's log_alpha and step counter,
+    COptiDICE's lambda and tau, BCQ-Lag's and BEAR-Lag's PID controller), so that training on
+    continues from ``source``'s state."""
+    agent.load_state_dict(source.state_dict())
+    for name, value in vars(source).items():
+        if not name.startswith("_") and name != "training":
             setattr(agent, name, value)
 
 
@@ -107,6 +109,6 @@ def run_training(
         model.eval()
         agent.eval()
     if model is not agent:
-        _adopt(agent, model)
+        adopt(agent, model)
     history.wall_seconds = time.perf_counter() - started
     return history

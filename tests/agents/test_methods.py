@@ -122,6 +122,13 @@ def test_retrain_equals_a_fresh_agent_trained_on_keep_data(agent_name, split_dat
     for batch in keep_again.batches(4):
         step.train_one_step(*batch)
     assert same(parameters(agent), parameters(fresh))
+    # and the state OSRL keeps outside the state dict, so that training on continues alike
+    if hasattr(fresh, "controller"):
+        assert vars(agent.controller) == vars(fresh.controller)
+    for name in ("n_train_steps", "log_alpha", "lmbda", "tau"):
+        if hasattr(fresh, name):
+            assert torch.equal(torch.as_tensor(getattr(agent, name)),
+                               torch.as_tensor(getattr(fresh, name))), name  # fmt: skip
 
 
 def test_unknown_method_and_missing_forget_loader_are_refused(split_data):
