@@ -10,7 +10,16 @@ from osrl_unlearn.fast.networks import FUSED_ELEMENTS, dense
 
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("leading", [(), (4,)])
-def test_a_large_no_grad_layer_matches_linear_and_relu(relu, leading):
+def test_a_large_no_grad_layer_matches_linear_and_relu(relu, leading, monkeypatch):
+    if not networks._FUSED:
+        pytest.skip("this torch build has no oneDNN linear_pointwise")
+    fused, called = torch.ops.mkldnn._linear_pointwise, []
+
+    def spy(*args):
+        called.append(args[3])
+        return fused(*args)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", spy, raising=False)
     torch.manual_seed(0)
     rows = FUSED_ELEMENTS // 64 + 1  # above the fusion threshold at 64 outputs
     x, weight, bias = torch.randn(*leading, rows, 20), torch.randn(64, 20), torch.randn(64)
@@ -18,6 +27,7 @@ def test_a_large_no_grad_layer_matches_linear_and_relu(relu, leading):
     expected = F.relu(expected) if relu else expected
     with torch.no_grad():
         got = dense(x, weight, bias, relu=relu)
+    assert called == ["relu" if relu else "none"]  # the fused path, with the right epilogue
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     if relu:
