@@ -360,6 +360,8 @@ def relabel_repair(
             agent._check_batch(batch[:-1], "keep", finite_checked)
 
         batches = floored_batches()
+    elif rows == 0:  # keep rows only (an ablation): no forget batch is drawn
+        batches = all_keep
     else:
         forget_batches = draw_batches(forget_loader, steps, "forget")
         batches = (

@@ -1,6 +1,7 @@
 """The ``relabel`` repair: its pure pieces against hand values, and the run end to end."""
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -181,6 +182,18 @@ def test_same_seed_same_repair(name):
         agent.unlearn(keep, forget, method="relabel", config=QUICK, show_progress=False)
         results.append(agent.state_dict())
     assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+
+
+def test_keep_only_relabel_trains_on_keep_batches_and_draws_no_forget_batch(trained_batches):
+    keep, forget = samplers("bcql", costed_split())
+    keep_draws = [keep.sample() for _ in range(5)]
+    keep, forget = samplers("bcql", costed_split())  # the same seed: the same draws again
+    history = make_agent("bcql").unlearn(keep, forget, config=replace(QUICK, forget_share=0.0),
+                                         show_progress=False)  # fmt: skip
+    assert history.steps == 5 and history.metrics[0]["relabel/forget_rows"] == 0.0
+    assert forget.batches_drawn == 0
+    for seen, drawn in zip(trained_batches, keep_draws, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(seen, drawn, strict=True))
 
 
 def test_relabel_needs_a_forget_set():
