@@ -8,6 +8,7 @@ import pytest
 from osrl_unlearn.benchmark.report import (
     CellStats,
     attacked_cell_table,
+    attacked_runs_table,
     defence_summary,
     episode_scores,
     pool_seeds,
@@ -151,6 +152,33 @@ def test_defence_summary_counts_repairs_and_safety_by_doing_nothing():
     assert "| safe-rule | 1 / 1 | 1 / 1 | 0 / 1 | 0.50 | 0.50 | – | – |" in summary
     assert "| finetune | 1 / 1 | 0 / 1 | 1 / 1 | 0.25 | 0.10 | 1 / 0 / 0 | 1 / 0 / 0 |" in summary
     assert "| retrain | 0 / 1 | 0 / 1 | 0 / 1 | 3.00 | 0.50 | 0 / 0 / 1 | 0 / 1 / 0 |" in summary
+
+
+def test_attacked_runs_are_counted_seed_by_seed():
+    # agent a: seeds 0-2 clean safe, poisoned unsafe in cell 0.15 (3 runs); agent c: clean safe
+    # on seed 2 only (mean 2.0, so no cell of c is attacked), poisoned unsafe on every seed
+    results = [
+        *attacked_results(),
+        *seeds("clean", [[3.0], [3.0], [0.0]], [0.5], agent="c"),
+        *seeds("poisoned", [4.0], [0.5], agent="c"),
+        *seeds("safe-rule", [[0.0], [0.0], [2.0]], [0.5], agent="c"),
+        *seeds("finetune", [[5.0], [5.0], [0.5]], [0.5], agent="c"),
+    ]
+    stats = CellStats(pool_seeds(results))
+    assert stats.attacked() == [("T", "a", "max-cost", 0.15)]
+    assert stats.attacked_runs() == [(("T", "a", "max-cost", 0.15), s) for s in (0, 1, 2)] + [
+        (("T", "c", "max-cost", 0.15), 2)]  # fmt: skip
+    table = attacked_runs_table(stats, ["safe-rule", "finetune", "retrain"])
+    lines = table.splitlines()
+    assert lines[0] == ("| task | agent | attacked runs (cells × seeds) | safe-rule: safe (mean "
+                        "cost) | finetune: safe (mean cost) | retrain: safe (mean cost) |")  # fmt: skip
+    # agent a: safe-rule's seed means 0.5 each; finetune 0.25; retrain 3.0
+    assert lines[2] == "| T | a | 3 | 3 of 3 (0.50) | 3 of 3 (0.25) | 0 of 3 (3.00) |"
+    # agent c seed 2: safe-rule 2.0 (unsafe), finetune 0.5 (safe), retrain not run
+    assert lines[3] == "| T | c | 1 | 0 of 1 (2.00) | 1 of 1 (0.50) | – |"
+    assert lines[4] == "| all | all | 4 | 3 of 4 (0.88) | 4 of 4 (0.31) | 0 of 3 (3.00) |"
+    no_attack = CellStats(pool_seeds([r for r in attacked_results() if r["ratio"] != 0.15]))
+    assert attacked_runs_table(no_attack, ["safe-rule"]).startswith("No seed's")
 
 
 def test_without_attacked_cells_the_comparison_says_so():

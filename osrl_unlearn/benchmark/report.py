@@ -267,6 +267,51 @@ class CellStats:
                 out.append(key)
         return out
 
+    def attacked_runs(self) -> list[tuple[PooledKey, int]]:
+        """(cell, seed) pairs where the attack made that seed's safe clean agent unsafe: the
+        seed's clean agent at most 1 in mean normalised cost over its episodes, its poisoned
+        agent above 1. A finer, secondary view of :meth:`attacked` (one seed's episodes each):
+        it counts the seeds of agents whose clean baseline is unsafe on average but safe on
+        some seeds."""
+        out = []
+        for key, found in self.cells.items():
+            clean = self.clean.get(key[:2], {})
+            for seed, poisoned in found.get("poisoned", {}).items():
+                if seed in clean and run_cost(clean[seed]) <= 1 < run_cost(poisoned):
+                    out.append((key, seed))
+        return out
+
+
+def run_cost(result: Result) -> float:
+    """One run's mean normalised cost over its evaluation episodes."""
+    return float(episode_scores(result)[1].mean())
+
+
+def attacked_runs_table(stats: CellStats, defences: list[str]) -> str:
+    """Per task and agent, over :meth:`CellStats.attacked_runs`: how many of those seeds each
+    defence made safe (that seed's mean normalised cost ≤ 1), and its mean cost over them."""
+    runs = stats.attacked_runs()
+    if not runs:
+        return "No seed's safe clean agent was made unsafe by the attack."
+    groups: dict[tuple[str, str], list[tuple[PooledKey, int]]] = defaultdict(list)
+    for key, seed in runs:
+        groups[key[:2]].append((key, seed))
+    shown = [d for d in defences if any(seed in stats.cells[k].get(d, {}) for k, seed in runs)]
+    lines = ["| task | agent | attacked runs (cells × seeds) | "
+             + " | ".join(f"{d}: safe (mean cost)" for d in shown) + " |",
+             "|" + "---|" * (3 + len(shown))]  # fmt: skip
+    totals = {"": runs} if len(groups) > 1 else {}
+    for label, members in [*sorted(groups.items()), *totals.items()]:
+        cells = []
+        for d in shown:
+            costs = [run_cost(stats.cells[k][d][seed]) for k, seed in members
+                     if seed in stats.cells[k].get(d, {})]  # fmt: skip
+            cells.append(f"{sum(c <= 1 for c in costs)} of {len(costs)} ({_mean(costs):.2f})"
+                         if costs else "–")  # fmt: skip
+        name = f"{_short_task(label[0])} | {label[1]}" if label else "all | all"
+        lines.append(f"| {name} | {len(members)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
 
 def _short_task(task: str) -> str:
     return task.removeprefix("Offline").removesuffix("-v0").removesuffix("Gymnasium")
@@ -654,6 +699,15 @@ def write_report(
         "### Per attacked cell",
         "",
         attacked_cell_table(stats, defences, reference),
+        "",
+        "### Seed by seed",
+        "",
+        "A finer view, secondary to the cell counts above: every (cell, training seed) whose "
+        "clean agent is safe on that seed and whose poisoned agent is not, including seeds of "
+        "agents whose clean baseline is unsafe on average; a defence makes such a run safe when "
+        "that seed's mean normalised cost over its episodes is ≤ 1.",
+        "",
+        attacked_runs_table(stats, defences),
         "",
         "## Cost of each defence against retraining",
         "",
