@@ -21,6 +21,7 @@ import numpy as np
 import pyrallis
 
 from osrl_unlearn.benchmark.grid import GridConfig, Job, plan
+from osrl_unlearn.io import write_json
 from osrl_unlearn.unlearn.methods import repair_steps
 
 VARIANTS: Dict[str, Dict[str, Any]] = {
@@ -149,8 +150,7 @@ def measure(work: VariantJob, progress=lambda n: None) -> Dict[str, Any]:
                                      show_progress=False).summary(),
             batch_size=settings.batch_size, seed=job.seed, learning_rate=settings.learning_rate,
         )  # fmt: skip
-    work.path.parent.mkdir(parents=True, exist_ok=True)
-    work.path.write_text(json.dumps(payload, indent=1))
+    write_json(work.path, payload)
     progress(1)
     return payload
 

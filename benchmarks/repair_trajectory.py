@@ -23,6 +23,7 @@ import pyrallis
 from relabel_variants import VARIANTS, relabel_config
 
 from osrl_unlearn.benchmark.grid import GridConfig, Job, plan
+from osrl_unlearn.io import write_json
 
 MODES = ("relabel", "continue-poisoned", "continue-clean")
 
@@ -182,8 +183,7 @@ def measure(work: TrajectoryJob, progress=lambda n: None) -> Dict[str, Any]:
     payload = {"task": job.task, "agent": job.agent, "attack": job.attack, "ratio": job.ratio,
                "seed": job.seed, "mode": work.mode, "variant": work.variant, "every": work.every,
                "points": points}  # fmt: skip
-    work.path.parent.mkdir(parents=True, exist_ok=True)
-    work.path.write_text(json.dumps(payload, indent=1))
+    write_json(work.path, payload)
     progress(1)
     return payload
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from osrl_unlearn.errors import describe_os_error, output_error
 
@@ -174,6 +176,14 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False
             handle.flush()
             os.fsync(handle.fileno())
     return path
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> Path:
+    """Writes ``payload`` as indented JSON to ``path`` atomically, replacing an older file and
+    making its folder: a killed run leaves the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_bytes(path, json.dumps(payload, indent=1).encode(), overwrite=True)
 
 
 @contextlib.contextmanager

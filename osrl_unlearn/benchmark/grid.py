@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from osrl_unlearn.agent_specs import SPECS
+from osrl_unlearn.io import write_json
 from osrl_unlearn.unlearn.methods import repair_steps
 
 ALL_METHODS = [
@@ -248,14 +249,6 @@ def code_version() -> str:
     return f"{__version__}+{commit}"
 
 
-def _write_json(path: Path, payload: Dict[str, Any]) -> None:
-    from osrl_unlearn.io import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=1))
-
-
 def run_job(job: Job, progress=lambda n: None) -> int:
     """Measures every pending policy of ``job``; returns how many it measured."""
     import torch
@@ -288,7 +281,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
                    "settings": asdict(settings), "code_version": job.code_version,
                    "measured_with": job.measured_with(),
                    **(extra or {})}  # fmt: skip
-        _write_json(job.folder / f"{policy}.json", payload)
+        write_json(job.folder / f"{policy}.json", payload)
         progress(1)
 
     for policy in pending:
