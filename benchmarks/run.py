@@ -3,6 +3,8 @@
     python benchmarks/run.py --profile smoke                      # minutes; what CI runs
     python benchmarks/run.py --profile cpu --tasks "[OfflineCarCircle-v0]" --attacks "[max-cost]"
     python benchmarks/run.py --profile cpu --backend ray --workers 8   # on a Ray cluster
+    python benchmarks/run.py --profile cpu --defend all           # repair every run, not only
+                                                                  # those a repair can be judged on
     python benchmarks/report.py --profile cpu                     # -> benchmarks/results/cpu.md
 
 Each policy's result is written to benchmarks/results/<profile>/cells/... as soon as it is
@@ -17,7 +19,8 @@ from osrl_unlearn.benchmark.grid import GridConfig, execute, plan
 def main(cfg: GridConfig) -> None:
     jobs = plan(cfg)
     pending = sum(len(job.pending()) for job in jobs)
-    print(f"{len(jobs)} jobs, {pending} policies to measure ({cfg.profile} profile)")
+    print(f"{len(jobs)} jobs, up to {pending} policies to measure ({cfg.profile} profile, "
+          f"defend={cfg.defend_rule()})")  # fmt: skip
     measured = execute(cfg, jobs)
     print(f"measured {measured} policies; results in {jobs[0].results_dir if jobs else '-'}")
 

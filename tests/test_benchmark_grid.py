@@ -1,6 +1,8 @@
 """The benchmark grid on a tiny profile: every policy measured once, resumable, reported."""
 
 import json
+from dataclasses import dataclass, replace
+from typing import Optional
 
 import pytest
 
@@ -88,6 +90,59 @@ def test_unknown_backend_and_profile_are_refused(tmp_path):
 
         execute(job_free, [Job("t", "cpq", 0, "", None, 1, 1, str(tmp_path), None,
                                attack="max-cost", ratio=0.1)])  # fmt: skip
+
+
+def test_judgeable_runs_keep_their_defences_and_the_rest_measure_only_the_poisoned_agent(
+    tmp_path, monkeypatch
+):
+    from osrl_unlearn.benchmark import grid
+    from osrl_unlearn.benchmark.grid import Job, judgeable
+    from osrl_unlearn.errors import ConfigError
+
+    @dataclass
+    class Settings:  # what the grid reads of a training profile here
+        steps: int = 30
+        learning_rate: Optional[float] = None
+
+    def run(agent, seed, attack="max-cost"):
+        return Job("OfflineCarCircle-v0", agent, seed, "", Settings(), 5, 2, str(tmp_path),
+                   None, attack=attack, ratio=0.15, methods=["relabel", "retrain"],
+                   ablations=["fixed-beta"])  # fmt: skip
+
+    def clean(agent, seed, cost, steps=30):
+        baseline = replace(run(agent, seed), attack=None, ratio=None)
+        baseline.folder.mkdir(parents=True)
+        recorded = {
+            "eval/normalized_cost": cost,
+            "measured_with": replace(baseline, settings=Settings(steps)).measured_with(),
+        }
+        (baseline.folder / "clean.json").write_text(json.dumps(recorded))
+
+    # unsafe on the mean (2.5): only seed 1, safe on its own, can be an attacked run
+    for seed, cost in enumerate([3.0, 0.5, 4.0]):
+        clean("cpq", seed, cost)
+    # safe on the mean (0.83): every seed counts towards the cell's mean
+    for seed, cost in enumerate([2.0, 0.0, 0.5]):
+        clean("bcql", seed, cost)
+    # seed 2's clean result was measured with other settings: the mean is unknown
+    for seed, cost in enumerate([5.0, 6.0, 7.0]):
+        clean("bearl", seed, cost, steps=30 if seed < 2 else 99)
+    cells = [run(agent, seed) for agent in ("cpq", "bcql", "bearl") for seed in range(3)]
+    policies = {(j.agent, j.seed): j.policies() for j in judgeable(cells)}
+    defended = ["poisoned", "relabel", "retrain", "safe-rule+fixed-beta"]
+    assert policies == {("cpq", 0): ["poisoned"], ("cpq", 1): defended, ("cpq", 2): ["poisoned"],
+                        **{("bcql", s): defended for s in range(3)},
+                        **{("bearl", s): defended for s in range(3)}}  # fmt: skip
+
+    # execute applies the rule to the cells, after the baselines, and only when asked
+    ran = []
+    monkeypatch.setattr(grid, "run_job", lambda job: ran.append(job) or len(job.pending()))
+    cpq = [run("cpq", seed) for seed in range(3)]
+    baselines = [replace(j, attack=None, ratio=None) for j in cpq]
+    assert execute(GridConfig(profile="cpu", workers=1), baselines + cpq) == 1 + 4 + 1
+    assert execute(GridConfig(profile="cpu", workers=1, defend="all"), baselines + cpq) == 12
+    with pytest.raises(ConfigError, match="defend must be one of all, judgeable, got 'some'"):
+        execute(GridConfig(profile="cpu", defend="some"), cpq)
 
 
 def test_each_profile_reads_its_own_dataset_settings():

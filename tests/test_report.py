@@ -9,6 +9,7 @@ from osrl_unlearn.benchmark.report import (
     CellStats,
     attacked_cell_table,
     attacked_runs_table,
+    cell_table,
     defence_summary,
     episode_scores,
     pool_seeds,
@@ -179,6 +180,17 @@ def test_attacked_runs_are_counted_seed_by_seed():
     assert lines[4] == "| all | all | 4 | 3 of 4 (0.88) | 4 of 4 (0.31) | 0 of 3 (3.00) |"
     no_attack = CellStats(pool_seeds([r for r in attacked_results() if r["ratio"] != 0.15]))
     assert attacked_runs_table(no_attack, ["safe-rule"]).startswith("No seed's")
+
+
+def test_a_policy_measured_on_fewer_seeds_than_its_cell_names_them():
+    # the grid repairs only the runs a repair can be judged on: here seed 2 alone
+    results = [*seeds("clean", [[3.0], [3.0], [0.0]], [0.5]), *seeds("poisoned", [4.0], [0.5]),
+               result("relabel", 2, [0.5], [0.25])]  # fmt: skip
+    table = cell_table(CellStats(pool_seeds(results)), ["clean", "poisoned", "relabel"], "cost")
+    row = table.splitlines()[2]
+    assert row.startswith("| T | a | max-cost | 0.15 | 0, 1, 2 | 1 |")
+    assert row.endswith("| 0.50 [0.50, 0.50] (seed 2) |")
+    assert "(seed" not in row.split("|")[8]  # poisoned: every seed of the cell
 
 
 def test_without_attacked_cells_the_comparison_says_so():

@@ -2,7 +2,8 @@
 
 Per (task, agent, seed) an OSRL agent is trained on the clean file (the baseline); per cell
 (task, agent, attack, ratio, seed) one is trained on the poisoned file and repaired by every
-method and ablation from the same checkpoint; ``retrain`` trains a fresh agent on the keep rows
+method and ablation from the same checkpoint (under ``defend='judgeable'``, only in runs a
+repair can be judged on: :func:`judgeable`); ``retrain`` trains a fresh agent on the keep rows
 for the full training budget. Each policy's evaluation is written to its own JSON file as soon as
 it is measured, so an interrupted run resumes where it stopped and a profile can be extended.
 Datasets, adversaries, poisoned files and trained agents come from the cache.
@@ -32,6 +33,10 @@ ALL_METHODS = [
     "retrain",
 ]
 ALL_AGENTS = list(SPECS)
+DEFEND_RULES = ("all", "judgeable")
+"""GridConfig.defend's choices."""
+SAFE_COST = 1.0
+"""Mean normalised cost at or below which a policy is safe (the benchmark's bar)."""
 ALL_ATTACKS = ["max-cost", "max-reward", "min-reward"]
 PAPER_ABLATIONS = [
     "fixed-beta",
@@ -61,6 +66,8 @@ GRID_PROFILES: Dict[str, Dict[str, Any]] = {
         "unlearn_steps": 4000, "eval_episodes": 50, "removal_poison_steps": 1000,
         "methods": ["safe-rule", "finetune", "trajdeleter-cost", "relabel", "retrain"],
         "ablations": [], "ablation_seeds": [0],
+        # defences only where a repair can be judged: the grid's hours go to the attacked runs
+        "defend": "judgeable",
         # one Q head per critic, unscaled rewards: the demo's settings, under which clean BCQ-Lag
         # is safe at this size (OSRL's own twin heads and reward_scale 0.1 are not: docs/profiles.md)
         "agent_settings": {agent: {"osrl": CPU_OSRL_OVERRIDES} for agent in ALL_AGENTS},
@@ -125,6 +132,20 @@ class GridConfig:
     """Cache root; default $OSRL_UNLEARN_CACHE or ~/.cache/osrl-unlearn."""
     show_progress: bool = True
     """Show progress bars."""
+    defend: Optional[str] = None
+    """Which runs the defences repair: 'all' (every cell and seed) or 'judgeable' (a run whose
+    clean agent is safe on its seed or on the mean over the seeds; elsewhere neither the run nor
+    its cell can be one the attack made unsafe, so no repair there can be judged, and only the
+    poisoned agent is measured). Default: the profile's, else 'all'."""
+
+    def defend_rule(self) -> str:
+        """The ``defend`` setting in force, checked."""
+        rule = self.defend or GRID_PROFILES[self.profile].get("defend", "all")
+        if rule not in DEFEND_RULES:
+            from osrl_unlearn.errors import ConfigError
+
+            raise ConfigError(f"defend must be one of {', '.join(DEFEND_RULES)}, got {rule!r}")
+        return rule
 
     def defences(self) -> List[str]:
         """The defences of every cell: the override, else the profile's, else all methods."""
@@ -349,6 +370,7 @@ def plan(cfg: GridConfig) -> List[Job]:
         raise ConfigError(
             f"unknown profile {cfg.profile!r}; expected one of {', '.join(GRID_PROFILES)}"
         )
+    cfg.defend_rule()  # a bad rule fails before any data is made
     profile = GRID_PROFILES[cfg.profile]
     results_dir = cfg.results_dir or f"benchmarks/results/{cfg.profile}"
     version = code_version()
@@ -390,13 +412,48 @@ def plan(cfg: GridConfig) -> List[Job]:
     return baselines + cells
 
 
+def clean_cost(job: Job) -> Optional[float]:
+    """The measured mean normalised cost of the clean agent of ``job``'s (task, agent, seed), or
+    None where it has no result measured with ``job``'s settings."""
+    baseline = replace(job, attack=None, ratio=None, poisoned_path=None, methods=[], ablations=[])
+    try:
+        recorded = json.loads((baseline.folder / "clean.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if recorded.get("measured_with") != job.measured_with():
+        return None
+    return float(recorded["eval/normalized_cost"])
+
+
+def judgeable(cells: List[Job]) -> List[Job]:
+    """``cells`` with the defences and ablations dropped from every run that no repair can be
+    judged on: its clean agent is unsafe on its own seed and on the mean over the seeds of its
+    (task, agent) in ``cells``. A run whose clean results are missing keeps its defences."""
+    seeds: Dict[tuple, Dict[int, Optional[float]]] = {}
+    for job in cells:
+        seeds.setdefault((job.task, job.agent), {})[job.seed] = clean_cost(job)
+    kept = []
+    for job in cells:
+        costs = seeds[(job.task, job.agent)]
+        own = costs[job.seed]
+        known = [c for c in costs.values() if c is not None]
+        hopeless = (own is not None and own > SAFE_COST and len(known) == len(costs)
+                    and sum(known) / len(known) > SAFE_COST)  # fmt: skip
+        kept.append(replace(job, methods=[], ablations=[]) if hopeless else job)
+    return kept
+
+
 def execute(cfg: GridConfig, jobs: List[Job]) -> int:
-    """Runs the pending jobs (baselines first, so cells reuse their cached datasets); returns the
-    number of policies measured."""
+    """Runs the pending jobs (baselines first, so cells reuse their cached datasets and, under
+    ``defend='judgeable'``, know which runs to repair); returns the number of policies
+    measured."""
     from osrl_unlearn.parallel import run_jobs
 
     measured = 0
+    rule = cfg.defend_rule()
     for phase in ([j for j in jobs if j.attack is None], [j for j in jobs if j.attack]):
+        if rule == "judgeable" and phase and phase[0].attack:
+            phase = judgeable(phase)
         todo = [j for j in phase if j.pending()]
         if not todo:
             continue

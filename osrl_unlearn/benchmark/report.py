@@ -341,20 +341,25 @@ def _cell_label(key: PooledKey) -> str:
 
 def cell_table(stats: CellStats, policies: list[str], metric: str) -> str:
     """Every cell x policy: the normalised ``metric`` (``cost`` or ``reward``), mean over seeds
-    and 95 % interval; the seeds and episodes per seed it is built from."""
+    and 95 % interval; the seeds and episodes per seed it is built from (a policy measured on
+    fewer of the cell's seeds names its own)."""
     head = "| task | agent | attack | ratio | seeds | episodes | " + " | ".join(policies) + " |"
     lines = [head, "|" + "---|" * (6 + len(policies))]
     for key in stats.cells:
         found = [stats.summary(key, p) for p in policies]
         present = [s for s in found if s is not None]
-        seeds = _seeds_text(seed for s in present for seed in s.seeds)
+        cell_seeds = {seed for s in present for seed in s.seeds}
+        seeds = _seeds_text(cell_seeds)
         episodes = _episodes_text(n for s in present for n in s.episodes)
         values = []
         for s in found:
             if s is None:
                 values.append("–")
-            else:
-                values.append(_cost_text(s.cost) if metric == "cost" else s.reward.format())
+                continue
+            text = _cost_text(s.cost) if metric == "cost" else s.reward.format()
+            if set(s.seeds) != cell_seeds:
+                text += f" (seed{'s' * (len(s.seeds) > 1)} {_seeds_text(s.seeds)})"
+            values.append(text)
         lines.append(f"{_cell_label(key)} {seeds} | {episodes} | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
@@ -616,6 +621,13 @@ def _basis(results: list[Result], stats: CellStats, profile: str) -> list[str]:
             text[-1] += (f" The `{profile}` profile now asks for seeds {wanted['seeds']} and "
                          f"{wanted['eval_episodes']} episodes; results measured under earlier "
                          "settings are kept and reported as measured.")  # fmt: skip
+        if wanted.get("defend") == "judgeable":
+            text[-1] += (" Defences repair only the runs a repair can be judged on: where a "
+                         "seed's clean agent is unsafe and its task and agent's clean baseline is "
+                         "unsafe on the mean too, neither the run nor its cell can be one the "
+                         "attack made unsafe, and only the poisoned agent is measured (a policy "
+                         "on fewer seeds than its cell names them; `benchmarks/run.py --defend "
+                         "all` repairs every run).")  # fmt: skip
     text += [
         "",
         "Every figure is the mean over training seeds of each seed's mean over its evaluation "
