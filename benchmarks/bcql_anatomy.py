@@ -16,13 +16,14 @@ evaluates it on the same seeded episodes (the demo's):
 """
 
 import copy
+import sys
 import time
 from dataclasses import dataclass
 
-import pyrallis
 import torch
 
 from osrl_unlearn.agents.checkpoint import load_agent
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.losses import vae_loss
@@ -122,4 +123,4 @@ def main(cfg: AnatomyConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=AnatomyConfig))
+    sys.exit(run_script(main, AnatomyConfig))

@@ -8,13 +8,14 @@ actions on the batch's states, against the threshold kappa.
 kappa on data states, so the multiplier stays ~0 whatever the limit or the PID gains.)
 """
 
+import sys
 from dataclasses import dataclass, replace
 
-import pyrallis
 import torch
 
 from osrl_unlearn.agents.checkpoint import build_agent
 from osrl_unlearn.benchmark.grid import dataset_config
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
 from osrl_unlearn.generate.make_dataset import make_dataset
 from osrl_unlearn.training import make_trainer, profile_settings, training_config
@@ -69,4 +70,4 @@ def main(cfg: LagrangianConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=LagrangianConfig))
+    sys.exit(run_script(main, LagrangianConfig))

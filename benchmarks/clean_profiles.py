@@ -10,17 +10,18 @@ over seeds) is printed at the end. ``docs/profiles.md`` records what was chosen 
 """
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
-import pyrallis
 import torch
 import yaml
 
 from osrl_unlearn.benchmark.competence import competence_threshold
 from osrl_unlearn.benchmark.grid import dataset_config
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import read_hdf5
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.generate.make_dataset import make_dataset
@@ -127,4 +128,4 @@ def main(cfg: CleanProfilesConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=CleanProfilesConfig))
+    sys.exit(run_script(main, CleanProfilesConfig))

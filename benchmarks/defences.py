@@ -11,14 +11,14 @@ cell is not measured again by ``benchmarks/run.py``; prints the table (normalise
 mean ± std, wall time, steps) and writes a bar plot.
 """
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-import pyrallis
-
 from osrl_unlearn.benchmark.grid import ALL_METHODS, GridConfig, execute, plan
 from osrl_unlearn.benchmark.report import group_cells, load_results
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.report import markdown_table, plot_policies
 
 
@@ -66,4 +66,4 @@ def main(cfg: DefencesConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=DefencesConfig))
+    sys.exit(run_script(main, DefencesConfig))

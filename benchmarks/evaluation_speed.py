@@ -8,14 +8,15 @@ OSRL's trainers roll episodes one at a time with a batch-of-one forward pass per
 processes (``async``). Prints episodes per second and the speed-up over OSRL.
 """
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import List
 
-import pyrallis
 import torch
 
 from osrl_unlearn.agents.checkpoint import build_agent
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.tasks import make_env
 from osrl_unlearn.training import osrl_trainer
@@ -68,4 +69,4 @@ def main(cfg: EvalSpeedConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=EvalSpeedConfig))
+    sys.exit(run_script(main, EvalSpeedConfig))

@@ -9,13 +9,14 @@ prints a table; everything is
 seeded (same settings, same numbers).
 """
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
 
-import pyrallis
 import torch
 
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import read_hdf5
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
@@ -85,4 +86,4 @@ def main(cfg: PoisonEffectConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=PoisonEffectConfig))
+    sys.exit(run_script(main, PoisonEffectConfig))

@@ -10,13 +10,14 @@ appended to ``--out`` (JSON lines) as soon as they are measured.
 """
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List
 
-import pyrallis
 import torch
 
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import read_hdf5
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
@@ -89,4 +90,4 @@ def main(cfg: ProfilesConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=ProfilesConfig))
+    sys.exit(run_script(main, ProfilesConfig))

@@ -13,14 +13,15 @@ results where those exist. No environment is used by a repair; evaluation is aft
 """
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-import pyrallis
 
 from osrl_unlearn.benchmark.grid import GridConfig, Job, plan
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.io import write_json
 from osrl_unlearn.unlearn.methods import repair_steps
 
@@ -218,4 +219,4 @@ def main(cfg: VariantsConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=VariantsConfig))
+    sys.exit(run_script(main, VariantsConfig))

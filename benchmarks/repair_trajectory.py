@@ -15,14 +15,15 @@ peeking"), or a drift that no checkpoint escapes? Results go to
 """
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import pyrallis
 from relabel_variants import VARIANTS, relabel_config
 
 from osrl_unlearn.benchmark.grid import GridConfig, Job, plan
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.io import write_json
 
 MODES = ("relabel", "continue-poisoned", "continue-clean")
@@ -226,4 +227,4 @@ def main(cfg: TrajectoryConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=TrajectoryConfig))
+    sys.exit(run_script(main, TrajectoryConfig))

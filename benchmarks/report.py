@@ -5,13 +5,13 @@ python benchmarks/report.py --profile smoke --results_dir /tmp/smoke --out /tmp/
 python benchmarks/report.py --profile cpu --reference safe-rule+actor-reset+q-ref-0
 """
 
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
-import pyrallis
-
 from osrl_unlearn.benchmark.report import DEFAULT_REFERENCE, write_report
 from osrl_unlearn.benchmark.stats import RESAMPLES
+from osrl_unlearn.cli import run_script
 
 
 @dataclass
@@ -38,4 +38,4 @@ def main(cfg: ReportConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=ReportConfig))
+    sys.exit(run_script(main, ReportConfig))

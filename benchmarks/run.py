@@ -11,9 +11,10 @@ Each policy's result is written to benchmarks/results/<profile>/cells/... as soo
 measured; run the same command again to resume or to extend the grid.
 """
 
-import pyrallis
+import sys
 
 from osrl_unlearn.benchmark.grid import GridConfig, execute, plan
+from osrl_unlearn.cli import run_script
 
 
 def main(cfg: GridConfig) -> None:
@@ -26,4 +27,4 @@ def main(cfg: GridConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=GridConfig))
+    sys.exit(run_script(main, GridConfig))

@@ -14,14 +14,15 @@ sampling <= 0.5 ms.
 
 import copy
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import List
 
-import pyrallis
 import torch
 
 from osrl_unlearn.agents.checkpoint import build_agent
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import (
     BatchSampler,
     OfflineDataset,
@@ -151,4 +152,4 @@ def main(cfg: TrainSpeedConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=TrainSpeedConfig))
+    sys.exit(run_script(main, TrainSpeedConfig))

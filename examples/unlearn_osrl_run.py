@@ -13,16 +13,17 @@
 5. ``evaluate`` rolls the policy out before and after unlearning on the same seeded episodes.
 """
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
-import pyrallis
 import torch
 
 from osrl_unlearn import RelabelConfig, load_agent, save_run
 from osrl_unlearn.agents.checkpoint import read_config
+from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import OfflineDataset, read_hdf5, unlearning_samplers
 from osrl_unlearn.evaluation import evaluate
 from osrl_unlearn.training import TrainSettings, train_agent
@@ -112,4 +113,4 @@ def main(cfg: ExampleConfig) -> Path:
 
 
 if __name__ == "__main__":
-    main(pyrallis.parse(config_class=ExampleConfig))
+    sys.exit(run_script(main, ExampleConfig))

@@ -797,6 +797,25 @@ def user_message(exc: BaseException) -> Optional[str]:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
+def run_script(main: Callable[[Any], Any], config_class: type,
+               argv: list[str] | None = None) -> int:  # fmt: skip
+    """The entry point of a benchmark or example script: its pyrallis config parsed from
+    ``argv``, then ``main(config)``; bad input ends in one line and exit code 2, as in the CLI's
+    commands (``sys.exit(run_script(main, Config))``)."""
+    try:
+        main(pyrallis.parse(config_class=config_class, args=argv))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        message = user_message(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = _commands()

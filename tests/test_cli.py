@@ -26,6 +26,37 @@ def test_bad_setting_exits_2(capsys):
     assert "episodes must be positive" in capsys.readouterr().err
 
 
+def test_benchmark_scripts_end_bad_input_in_one_line_and_exit_code_2(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for args, expected in [
+        (["--profile", "huge"], "error: unknown profile 'huge'; expected one of smoke, cpu, "),
+        (["--defend", "some"], "error: defend must be one of all, judgeable, got 'some'"),
+    ]:
+        done = subprocess.run([sys.executable, str(root / "benchmarks" / "run.py"), *args,
+                               "--cache", str(tmp_path)], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and lines[0].startswith(expected), done.stderr
+        assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before any data was made
+
+
+def test_a_scripts_bug_still_shows_its_traceback():
+    from osrl_unlearn.cli import run_script
+    from osrl_unlearn.demo import DemoConfig
+
+    def broken(cfg):
+        raise RuntimeError("a bug, not a user's mistake")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_script(broken, DemoConfig, [])
+
+
 @pytest.mark.slow
 def test_quick_demo_tells_the_whole_story(capsys, tmp_path):
     out = tmp_path / "demo"
