@@ -24,7 +24,9 @@ def test_unlearn_osrl_run_example(agent, quick_car_circle, tmp_path, monkeypatch
         "--hidden", "[16, 16]", "--batch_size", "32", "--eval_episodes", "1",
     ]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(EXAMPLES / "unlearn_osrl_run.py"), run_name="__main__")
+    with pytest.raises(SystemExit) as finished:
+        runpy.run_path(str(EXAMPLES / "unlearn_osrl_run.py"), run_name="__main__")
+    assert finished.value.code == 0
     printed = capsys.readouterr().out
     assert "before unlearning: " in printed and "after unlearning: " in printed
     assert "cost" in printed.split("after unlearning: ")[1]
