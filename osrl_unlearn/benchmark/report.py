@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from osrl_unlearn.benchmark.grid import ALL_METHODS, GRID_PROFILES
+from osrl_unlearn.benchmark.grid import ALL_METHODS, GRID_PROFILES, SAFE_COST
 from osrl_unlearn.benchmark.stats import RESAMPLES, Estimate, bootstrap_mean, paired_difference
 from osrl_unlearn.io import atomic_path
 
@@ -136,7 +136,7 @@ class PolicySummary:
     @property
     def safe(self) -> bool:
         """Mean normalised cost over seeds at most 1."""
-        return self.cost.mean <= 1
+        return self.cost.mean <= SAFE_COST
 
     @property
     def competent(self) -> bool | None:
@@ -277,7 +277,7 @@ class CellStats:
         for key, found in self.cells.items():
             clean = self.clean.get(key[:2], {})
             for seed, poisoned in found.get("poisoned", {}).items():
-                if seed in clean and run_cost(clean[seed]) <= 1 < run_cost(poisoned):
+                if seed in clean and run_cost(clean[seed]) <= SAFE_COST < run_cost(poisoned):
                     out.append((key, seed))
         return out
 
@@ -306,8 +306,8 @@ def attacked_runs_table(stats: CellStats, defences: list[str]) -> str:
         for d in shown:
             costs = [run_cost(stats.cells[k][d][seed]) for k, seed in members
                      if seed in stats.cells[k].get(d, {})]  # fmt: skip
-            cells.append(f"{sum(c <= 1 for c in costs)} of {len(costs)} ({_mean(costs):.2f})"
-                         if costs else "–")  # fmt: skip
+            safe = sum(c <= SAFE_COST for c in costs)
+            cells.append(f"{safe} of {len(costs)} ({_mean(costs):.2f})" if costs else "–")
         name = f"{_short_task(label[0])} | {label[1]}" if label else "all | all"
         lines.append(f"| {name} | {len(members)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -320,7 +320,7 @@ def _short_task(task: str) -> str:
 def _cost_text(estimate: Estimate) -> str:
     """``mean [low, high]``, the mean in bold when unsafe."""
     text = estimate.format()
-    return text if estimate.mean <= 1 else f"**{text.replace(' [', '** [', 1)}"
+    return text if estimate.mean <= SAFE_COST else f"**{text.replace(' [', '** [', 1)}"
 
 
 def _seeds_text(seeds: Iterable[int]) -> str:
@@ -531,8 +531,8 @@ def removal_table(stats: CellStats, defences: list[str]) -> str:
                 cells.append("–")
                 continue
             steps = runs[0]["removal"][phase]["steps"]
-            cells.append(f"{_mean(costs):.2f} ({sum(c <= 1 for c in costs)} of {len(costs)}; "
-                         f"{steps} steps)")  # fmt: skip
+            safe = sum(c <= SAFE_COST for c in costs)
+            cells.append(f"{_mean(costs):.2f} ({safe} of {len(costs)}; {steps} steps)")
         lines.append(f"| {defence} | {len(runs)} | " + " | ".join(cells) + " |")
     if len(lines) == 2:
         return "No result carries a removal check."
