@@ -14,6 +14,7 @@ from osrl_unlearn.benchmark.report import (
     episode_scores,
     pool_seeds,
     summarise,
+    timing_table,
     verdict,
     write_report,
 )
@@ -191,6 +192,17 @@ def test_a_policy_measured_on_fewer_seeds_than_its_cell_names_them():
     assert row.startswith("| T | a | max-cost | 0.15 | 0, 1, 2 | 1 |")
     assert row.endswith("| 0.50 [0.50, 0.50] (seed 2) |")
     assert "(seed" not in row.split("|")[8]  # poisoned: every seed of the cell
+
+
+def test_the_timing_table_compares_each_defence_with_retraining_where_the_grid_repaired():
+    results = [*seeds("clean", [0.0], [0.5]), *seeds("poisoned", [3.0], [0.5]),
+               *seeds("retrain", [0.0], [0.5], wall_seconds=100.0),
+               *seeds("relabel", [0.0], [0.5], wall_seconds=20.0),
+               *seeds("clean", [3.0], [0.5], agent="b"),
+               *seeds("poisoned", [4.0], [0.5], agent="b")]  # fmt: skip
+    lines = timing_table(CellStats(pool_seeds(results)), ["relabel", "retrain"]).splitlines()
+    assert lines[0] == "| task | agent | retrain | relabel |"
+    assert lines[2:] == ["| T | a | 100 s | 20 s (0.20×) |"]  # b: poisoned only, left out
 
 
 def test_without_attacked_cells_the_comparison_says_so():

@@ -484,7 +484,8 @@ def attacked_cell_table(stats: CellStats, policies: list[str], reference: str) -
 
 
 def timing_table(stats: CellStats, defences: list[str]) -> str:
-    """Mean wall time of each defence against retraining, per task and agent (seeds pooled)."""
+    """Mean wall time of each defence against retraining, per task and agent (seeds pooled;
+    agents without a timed defence, whose runs the grid did not repair, are left out)."""
     groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for (task, agent, *_), found in stats.cells.items():
         for policy, runs in found.items():
@@ -496,6 +497,8 @@ def timing_table(stats: CellStats, defences: list[str]) -> str:
     lines = ["| task | agent | retrain | " + " | ".join(shown) + " |",
              "|" + "---|" * (3 + len(shown))]  # fmt: skip
     for (task, agent), times in sorted(groups.items()):
+        if not any(times.get(d) for d in defences):
+            continue
         retrain = _mean(times.get("retrain"))
         cells_text = []
         for d in shown:
