@@ -797,13 +797,11 @@ def user_message(exc: BaseException) -> Optional[str]:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
-def run_script(main: Callable[[Any], Any], config_class: type,
-               argv: list[str] | None = None) -> int:  # fmt: skip
-    """The entry point of a benchmark or example script: its pyrallis config parsed from
-    ``argv``, then ``main(config)``; bad input ends in one line and exit code 2, as in the CLI's
-    commands (``sys.exit(run_script(main, Config))``)."""
+def exit_code(run: Callable[[], int]) -> int:
+    """``run()``'s exit code, with a user's mistake as one ``error:`` line and code 2 and an
+    interrupt as code 130; any other exception is a bug and propagates with its traceback."""
     try:
-        main(pyrallis.parse(config_class=config_class, args=argv))
+        return run()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -813,7 +811,19 @@ def run_script(main: Callable[[Any], Any], config_class: type,
             raise
         print(f"error: {message}", file=sys.stderr)
         return 2
-    return 0
+
+
+def run_script(main: Callable[[Any], Any], config_class: type,
+               argv: list[str] | None = None) -> int:  # fmt: skip
+    """The entry point of a benchmark or example script: its pyrallis config parsed from
+    ``argv``, then ``main(config)``; bad input ends as in the CLI's commands (:func:`exit_code`;
+    ``sys.exit(run_script(main, Config))``)."""
+
+    def run() -> int:
+        main(pyrallis.parse(config_class=config_class, args=argv))
+        return 0
+
+    return exit_code(run)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -829,21 +839,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     command = commands[name]
-    try:
+
+    def run() -> int:
         try:
             cfg, given = parse_options(name, command.config, rest)
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
         return command.run(cfg, given) if command.takes_given else command.run(cfg)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        message = user_message(exc)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+
+    return exit_code(run)
 
 
 if __name__ == "__main__":
