@@ -430,8 +430,10 @@ def judgeable(cells: List[Job]) -> List[Job]:
     judged on: its clean agent is unsafe on its own seed and on the mean over the seeds of its
     (task, agent) in ``cells``. A run whose clean results are missing keeps its defences."""
     seeds: Dict[tuple, Dict[int, Optional[float]]] = {}
-    for job in cells:
-        seeds.setdefault((job.task, job.agent), {})[job.seed] = clean_cost(job)
+    for job in cells:  # a baseline's result is read once, not once per cell
+        costs = seeds.setdefault((job.task, job.agent), {})
+        if job.seed not in costs:
+            costs[job.seed] = clean_cost(job)
     kept = []
     for job in cells:
         costs = seeds[(job.task, job.agent)]
