@@ -20,7 +20,8 @@ def tiny_grid(tmp_path, cache, **overrides):
 @pytest.mark.slow
 def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle):
     cache = quick_car_circle[0].cache
-    cfg = tiny_grid(tmp_path, cache, workers=2)  # spawned workers (CI smoke runs inline)
+    # spawned workers (CI smoke runs inline); every policy gets the removal check
+    cfg = tiny_grid(tmp_path, cache, workers=2, removal_for="all")
     jobs = plan(cfg)
     assert [j.attack for j in jobs] == [None, "max-cost"]
     assert jobs[1].policies() == ["poisoned", "safe-rule", "relabel", "retrain",
@@ -44,6 +45,9 @@ def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle)
     assert result["unlearning_config"]["learning_rate"] is None  # the agent's own training rates
     clean = json.loads((jobs[0].folder / "clean.json").read_text())
     assert 0 < clean["competence_threshold"] < 1
+    # the keep rows are the clean file's, so the retrained agent is the clean one, not trained again
+    assert result["retrained_as"] == "clean" and result["costs"] == clean["costs"]
+    assert result["rewards"] == clean["rewards"] and result["wall_seconds"] == clean["wall_seconds"]
     assert len(result["rewards"]) == 2 and result["code_version"]
     # the removal check: continued on keep data for a repair's steps, on poisoned data briefly
     removal = json.loads((cell / "relabel.json").read_text())["removal"]
@@ -62,8 +66,45 @@ def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle)
     report = write_report(tmp_path / "results", tmp_path / "smoke.md", "smoke").read_text()
     assert "| CarCircle | cpq | max-cost | 0.15 | 0 |" in report
     assert "## Defences compared" in report and "## Ablations of Safe-RULE" in report
-    assert "| relabel | 1 |" in report and "| retrain | 1 |" in report  # the removal table
+    assert "## Removal, not masking" in report
     assert (tmp_path / "smoke-plots" / "CarCircle-cpq.png").is_file()
+
+
+def test_retraining_trains_again_where_the_keep_rows_are_not_the_clean_file(
+    tmp_path, quick_car_circle, poisoned_file
+):
+    from osrl_unlearn.benchmark.grid import Job, retrained_run
+    from osrl_unlearn.data import read_hdf5
+    from osrl_unlearn.training import profile_settings
+
+    settings = profile_settings("quick", agent="cpq", steps=5, seed=0)
+    job = Job("OfflineCarCircle-v0", "cpq", 0, str(quick_car_circle[1].path), settings, 5, 1,
+              str(tmp_path), str(tmp_path / "cache"))  # fmt: skip
+    # the fixture flags the clean file's own last episode: its keep rows lack it
+    assert retrained_run(job, read_hdf5(poisoned_file)) is None
+    assert not (tmp_path / "cache").exists()  # nothing trained for a shortcut not taken
+
+
+@pytest.mark.slow
+def test_only_policies_safe_after_the_repair_get_the_removal_check(
+    tmp_path, quick_car_circle, monkeypatch
+):
+    from osrl_unlearn.benchmark import grid
+
+    cache = quick_car_circle[0].cache
+    cfg = tiny_grid(tmp_path, cache, methods=["relabel"], ablations=[])  # inline: one worker
+    cell = plan(cfg)[1].folder
+    monkeypatch.setattr(grid, "SAFE_COST", -1.0)  # nothing counts as safe: no check
+    assert execute(cfg, plan(cfg)) == 3
+    assert "removal" not in json.loads((cell / "relabel.json").read_text())
+    (cell / "relabel.json").unlink()
+    monkeypatch.setattr(grid, "SAFE_COST", float("inf"))  # everything safe: the check runs
+    assert execute(cfg, plan(cfg)) == 1
+    assert json.loads((cell / "relabel.json").read_text())["removal"]["poisoned"]["steps"] == 3
+    from osrl_unlearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="removal_for must be one of all, safe"):
+        plan(tiny_grid(tmp_path, cache, removal_for="never"))
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from osrl_unlearn.benchmark.report import (
     defence_summary,
     episode_scores,
     pool_seeds,
+    removal_table,
     summarise,
     timing_table,
     verdict,
@@ -203,6 +204,22 @@ def test_the_timing_table_compares_each_defence_with_retraining_where_the_grid_r
     lines = timing_table(CellStats(pool_seeds(results)), ["relabel", "retrain"]).splitlines()
     assert lines[0] == "| task | agent | retrain | relabel |"
     assert lines[2:] == ["| T | a | 100 s | 20 s (0.20×) |"]  # b: poisoned only, left out
+
+
+def test_the_removal_table_counts_only_policies_safe_after_their_repair():
+    def removal(keep_only, poisoned):
+        return {"removal": {"keep_only": {"steps": 2000, "eval/normalized_cost": keep_only},
+                            "poisoned": {"steps": 1000, "eval/normalized_cost": poisoned}}}  # fmt: skip
+
+    results = [*seeds("clean", [0.0], [0.5]), *seeds("poisoned", [3.0], [0.5]),
+               result("relabel", 0, [0.5], [0.5], **removal(0.0, 4.0)),
+               result("relabel", 1, [1.0], [0.5], **removal(3.0, 1.0)),
+               result("relabel", 2, [6.0], [0.5], **removal(0.0, 0.0)),  # unsafe: no repair
+               result("finetune", 0, [5.0], [0.5], **removal(0.0, 0.0))]  # fmt: skip
+    lines = removal_table(CellStats(pool_seeds(results)), ["finetune", "relabel"]).splitlines()
+    assert lines[2:] == ["| relabel | 2 | 1.50 (1 of 2; 2000 steps) | 2.50 (1 of 2; 1000 steps) |"]
+    only_unsafe = CellStats(pool_seeds(results[:6] + results[8:]))
+    assert removal_table(only_unsafe, ["finetune"]).startswith("No policy safe after its repair")
 
 
 def test_without_attacked_cells_the_comparison_says_so():

@@ -4,7 +4,10 @@ Per (task, agent, seed) an OSRL agent is trained on the clean file (the baseline
 (task, agent, attack, ratio, seed) one is trained on the poisoned file and repaired by every
 method and ablation from the same checkpoint (under ``defend='judgeable'``, only in runs a
 repair can be judged on: :func:`judgeable`); ``retrain`` trains a fresh agent on the keep rows
-for the full training budget. Each policy's evaluation is written to its own JSON file as soon as
+for the full training budget (where the keep rows are the clean file's, as the attacks inject
+whole trajectories, that agent is the clean baseline's run: :func:`retrained_run`). A policy
+the repair left unsafe gets no removal check under ``removal_for='safe'`` (there is no repair
+to test). Each policy's evaluation is written to its own JSON file as soon as
 it is measured, so an interrupted run resumes where it stopped and a profile can be extended.
 Datasets, adversaries, poisoned files and trained agents come from the cache.
 
@@ -34,6 +37,7 @@ ALL_METHODS = [
 ]
 ALL_AGENTS = list(SPECS)
 DEFEND_RULES = ("all", "judgeable")
+REMOVAL_RULES = ("all", "safe")
 """GridConfig.defend's choices."""
 SAFE_COST = 1.0
 """Mean normalised cost at or below which a policy is safe (the benchmark's bar)."""
@@ -137,6 +141,9 @@ class GridConfig:
     clean agent is safe on its seed or on the mean over the seeds; elsewhere neither the run nor
     its cell can be one the attack made unsafe, so no repair there can be judged, and only the
     poisoned agent is measured). Default: the profile's, else 'all'."""
+    removal_for: str = "safe"
+    """Which repaired policies get the removal check: 'safe' (those safe after the repair: the
+    check asks whether a repair lasts, and an unsafe policy is no repair) or 'all'."""
 
     def defend_rule(self) -> str:
         """The ``defend`` setting in force, checked."""
@@ -187,6 +194,8 @@ class Job:
     code_version: str = ""
     removal_poison_steps: int = 0
     """Steps on the poisoned data of the removal check (0: no removal check)."""
+    removal_for: str = "safe"
+    """Which repaired policies get the removal check (GridConfig.removal_for)."""
 
     @property
     def folder(self) -> Path:
@@ -293,8 +302,8 @@ def run_job(job: Job, progress=lambda n: None) -> int:
         return evaluate(agent, job.task, job.eval_episodes, seed=job.seed + 10_000,
                         cost_limit=settings.cost_limit, show_progress=False)  # fmt: skip
 
-    def record(policy: str, agent, seconds, steps, extra=None) -> None:
-        result = measure(agent)
+    def record(policy: str, agent, seconds, steps, extra=None, result=None) -> None:
+        result = result or measure(agent)
         payload = {"task": job.task, "agent": job.agent, "attack": job.attack,
                    "ratio": job.ratio, "seed": job.seed, "policy": policy,
                    "wall_seconds": seconds, "steps": steps, **result.summary(),
@@ -316,24 +325,59 @@ def run_job(job: Job, progress=lambda n: None) -> int:
         method, _, ablation = policy.partition("+")
         config = job.policy_config(policy)
         agent = load_agent(base_run)
-        keep, forget = unlearning_samplers(data, agent, settings.batch_size, job.seed)
-        torch.manual_seed(job.seed)
-        history = agent.unlearn(
-            keep, forget, method=method, config=config, show_progress=False,
-            steps=repair_steps(method, config, job.unlearn_steps, settings.steps),
-        )  # fmt: skip
         extra = {"method": method, "ablation": ablation or None,
-                 "unlearning_config": asdict(config), "final_metrics": history.last()}  # fmt: skip
-        if job.removal_poison_steps and not ablation:
+                 "unlearning_config": asdict(config)}  # fmt: skip
+        clean_run = retrained_run(job, data) if method == "retrain" else None
+        if clean_run is not None:
+            agent = load_agent(clean_run)
+            seconds, steps = training_seconds(clean_run), settings.steps
+            extra.update(final_metrics={}, retrained_as="clean")
+        else:
+            keep, forget = unlearning_samplers(data, agent, settings.batch_size, job.seed)
+            torch.manual_seed(job.seed)
+            history = agent.unlearn(
+                keep, forget, method=method, config=config, show_progress=False,
+                steps=repair_steps(method, config, job.unlearn_steps, settings.steps),
+            )  # fmt: skip
+            seconds, steps = history.wall_seconds, history.steps
+            extra["final_metrics"] = history.last()
+        result = measure(agent)
+        if (
+            job.removal_poison_steps
+            and not ablation
+            and (job.removal_for == "all" or result.summary()["eval/normalized_cost"] <= SAFE_COST)
+        ):
             # keep-only as long as the repair took; the retrained reference as long as the budget
-            keep_steps = job.unlearn_steps if method == "retrain" else history.steps
+            keep_steps = job.unlearn_steps if method == "retrain" else steps
             extra["removal"] = removal_check(
                 agent, data, keep_steps, job.removal_poison_steps,
                 lambda trained: measure(trained).summary(), batch_size=settings.batch_size,
                 seed=job.seed, learning_rate=settings.learning_rate,
             )  # fmt: skip
-        record(policy, agent, history.wall_seconds, history.steps, extra)
+        record(policy, agent, seconds, steps, extra, result)
     return len(pending)
+
+
+def retrained_run(job: Job, poisoned) -> Optional[Path]:
+    """The clean baseline's run folder when it is what ``retrain`` would train: the poisoned
+    file's keep rows are the clean file's, row for row (the attacks inject whole trajectories
+    among the clean ones), and training is seeded, so a fresh agent trained on them with the
+    job's settings is the clean agent (the grid's 56 retrains before this shortcut each
+    evaluated identically to their clean agent, episode for episode). None when the rows
+    differ: then the grid retrains."""
+    import numpy as np
+
+    from osrl_unlearn.data import read_hdf5
+    from osrl_unlearn.data.dataset import DSRL_KEYS
+    from osrl_unlearn.training import cached_run
+
+    clean = read_hdf5(job.clean_path)
+    keep, _ = poisoned.split()
+    if len(keep) != len(clean) or not all(
+        np.array_equal(getattr(keep, key), getattr(clean, key)) for key in DSRL_KEYS
+    ):
+        return None
+    return cached_run(clean, job.settings, job.cache, show_progress=False)
 
 
 def dataset_config(profile_name: str, task: str):
@@ -371,6 +415,11 @@ def plan(cfg: GridConfig) -> List[Job]:
             f"unknown profile {cfg.profile!r}; expected one of {', '.join(GRID_PROFILES)}"
         )
     cfg.defend_rule()  # a bad rule fails before any data is made
+    if cfg.removal_for not in REMOVAL_RULES:
+        from osrl_unlearn.errors import ConfigError
+
+        raise ConfigError(f"removal_for must be one of {', '.join(REMOVAL_RULES)}, got "
+                          f"{cfg.removal_for!r}")  # fmt: skip
     profile = GRID_PROFILES[cfg.profile]
     results_dir = cfg.results_dir or f"benchmarks/results/{cfg.profile}"
     version = code_version()
@@ -393,7 +442,8 @@ def plan(cfg: GridConfig) -> List[Job]:
                               settings=settings, unlearn_steps=profile["unlearn_steps"],
                               eval_episodes=profile["eval_episodes"], results_dir=results_dir,
                               cache=cfg.cache, code_version=version,
-                              removal_poison_steps=profile.get("removal_poison_steps", 0))  # fmt: skip
+                              removal_poison_steps=profile.get("removal_poison_steps", 0),
+                              removal_for=cfg.removal_for)  # fmt: skip
                 baselines.append(Job(**common))
                 for attack in cfg.setting("attacks"):
                     for ratio in cfg.setting("ratios"):

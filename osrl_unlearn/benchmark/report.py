@@ -516,17 +516,19 @@ def timing_table(stats: CellStats, defences: list[str]) -> str:
 
 
 def removal_table(stats: CellStats, defences: list[str]) -> str:
-    """Per defence, over the attacked cells' runs that carry a removal check: mean normalised
-    cost right after the repair, after further training on keep data only, and after a short
-    training on the poisoned data, with how many runs stay safe (cost ≤ 1) after each."""
-    lines = ["| defence | runs | cost after repair | after keep-only training (safe) | "
-             "after poisoned training (safe) |", "|---|---|---|---|---|"]  # fmt: skip
+    """Per defence, over the runs its repair left safe (cost ≤ 1) that carry a removal check:
+    how many there are, and their mean normalised cost after further training on keep data
+    only and after a short training on the poisoned data, with how many stay safe after each.
+    (A policy left unsafe is no repair: the grid no longer checks it, and older results that
+    did are left out.)"""
+    lines = ["| defence | runs safe after the repair | after keep-only training (still safe) | "
+             "after poisoned training (still safe) |", "|---|---|---|---|"]  # fmt: skip
     for defence in defences:
         runs = [r for found in stats.cells.values() for r in found.get(defence, {}).values()
-                if r.get("removal")]  # fmt: skip
+                if r.get("removal") and r["eval/normalized_cost"] <= SAFE_COST]  # fmt: skip
         if not runs:
             continue
-        cells = [f"{_mean([r['eval/normalized_cost'] for r in runs]):.2f}"]
+        cells = []
         for phase in ("keep_only", "poisoned"):
             costs = [r["removal"][phase]["eval/normalized_cost"] for r in runs
                      if phase in r["removal"]]  # fmt: skip
@@ -538,7 +540,7 @@ def removal_table(stats: CellStats, defences: list[str]) -> str:
             cells.append(f"{_mean(costs):.2f} ({safe} of {len(costs)}; {steps} steps)")
         lines.append(f"| {defence} | {len(runs)} | " + " | ".join(cells) + " |")
     if len(lines) == 2:
-        return "No result carries a removal check."
+        return "No policy safe after its repair carries a removal check."
     return "\n".join(lines)
 
 
@@ -730,10 +732,10 @@ def write_report(
         "",
         "## Removal, not masking",
         "",
-        "Each repaired (and retrained) policy trained on from a copy: on keep data only for as "
-        "many steps as a repair takes, and separately on the poisoned data for a short budget "
-        "(`osrl_unlearn.benchmark.removal`). A repair that removed the poison moves no more than "
-        "the retrained agent under the same treatment.",
+        "Each policy safe after its repair (and the retrained one, when safe) trained on from a "
+        "copy: on keep data only for as many steps as the repair took, and separately on the "
+        "poisoned data for a short budget (`osrl_unlearn.benchmark.removal`). A repair that "
+        "removed the poison stays safe as often as the retrained agent under the same treatment.",
         "",
         removal_table(stats, defences),
         "",
