@@ -285,6 +285,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
 
     from osrl_unlearn.agents.checkpoint import load_agent
     from osrl_unlearn.benchmark.competence import competence_threshold
+    from osrl_unlearn.benchmark.provenance import file_hash
     from osrl_unlearn.benchmark.removal import removal_check
     from osrl_unlearn.data import read_hdf5, unlearning_samplers
     from osrl_unlearn.evaluation import evaluate
@@ -296,6 +297,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
     settings = job.settings
     source_path = job.clean_path if job.attack is None else job.poisoned_path
     data = read_hdf5(source_path)
+    data_hash = file_hash(data)  # of the file trained on (benchmark.provenance)
     base_run = cached_run(data, settings, job.cache, show_progress=False)
 
     def measure(agent):
@@ -309,6 +311,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
                    "wall_seconds": seconds, "steps": steps, **result.summary(),
                    "rewards": result.rewards.tolist(), "costs": result.costs.tolist(),
                    "settings": asdict(settings), "code_version": job.code_version,
+                   "data_hash": data_hash,
                    "measured_with": job.measured_with(),
                    **(extra or {})}  # fmt: skip
         write_json(job.folder / f"{policy}.json", payload)
@@ -403,6 +406,7 @@ def dataset_config(profile_name: str, task: str):
 def plan(cfg: GridConfig) -> List[Job]:
     """Makes (or finds in the cache) every dataset and poisoned file; returns the jobs, clean
     baselines first, then the attacked cells with each cell's seeds together."""
+    from osrl_unlearn.benchmark.provenance import check_or_record, fingerprint
     from osrl_unlearn.demo import shrink_ppo
     from osrl_unlearn.generate.make_dataset import make_dataset
     from osrl_unlearn.poison import PoisonConfig, cached_poisoned
@@ -432,6 +436,7 @@ def plan(cfg: GridConfig) -> List[Job]:
         data_cfg = dataset_config(cfg.profile, task)
         data_cfg = replace(data_cfg, cache=cfg.cache, show_progress=cfg.show_progress)
         clean_path = str(make_dataset(data_cfg).path)
+        task_jobs = len(cells)
         for agent in cfg.setting("agents"):
             for seed in cfg.setting("seeds"):
                 per_agent = profile.get("agent_settings", {}).get(agent, {})
@@ -457,6 +462,9 @@ def plan(cfg: GridConfig) -> List[Job]:
                                          poisoned_path=str(cached_poisoned(poison_cfg)),
                                          methods=cfg.defences(),
                                          ablations=ablations if seed in ablation_seeds else []))  # fmt: skip
+        # never pool results of two datasets: files remade on another CPU differ
+        poisoned = sorted({job.poisoned_path for job in cells[task_jobs:]})
+        check_or_record(results_dir, task, fingerprint(clean_path, poisoned, settings.cost_limit))
     # a cell's seeds side by side: a run cut short leaves whole cells (3 seeds), not whole seeds
     cells.sort(key=lambda j: (j.task, j.agent, j.attack, j.ratio, j.seed))
     return baselines + cells
