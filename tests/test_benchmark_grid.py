@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -53,7 +54,10 @@ def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle)
     removal = json.loads((cell / "relabel.json").read_text())["removal"]
     assert removal["keep_only"]["steps"] == 5 and removal["poisoned"]["steps"] == 3
     # the retrained reference: keep-only for the grid's repair budget, not its 30 training steps
-    assert result["removal"]["keep_only"]["steps"] == 5
+    assert result["removal"]["keep_only"]["steps"] == 5 and result["removal"]["poisoned"]
+    # measured once per seed next to the clean run (the same in every cell), and reused
+    (saved,) = Path(cache).glob("agents/*/*/keep-only-5-seed0-2.json")
+    assert json.loads(saved.read_text()) == result["removal"]["keep_only"]
     assert "eval/normalized_cost" in removal["keep_only"]
     assert json.loads((cell / "relabel.json").read_text())["unlearning_config"]["actor"] == "reset"
     assert "removal" not in json.loads((cell / "safe-rule+fixed-beta.json").read_text())

@@ -286,7 +286,6 @@ def run_job(job: Job, progress=lambda n: None) -> int:
     from osrl_unlearn.agents.checkpoint import load_agent
     from osrl_unlearn.benchmark.competence import competence_threshold
     from osrl_unlearn.benchmark.provenance import file_hash
-    from osrl_unlearn.benchmark.removal import removal_check
     from osrl_unlearn.data import read_hdf5, unlearning_samplers
     from osrl_unlearn.evaluation import evaluate
     from osrl_unlearn.training import cached_run, training_seconds
@@ -352,13 +351,31 @@ def run_job(job: Job, progress=lambda n: None) -> int:
         ):
             # keep-only as long as the repair took; the retrained reference as long as the budget
             keep_steps = job.unlearn_steps if method == "retrain" else steps
-            extra["removal"] = removal_check(
-                agent, data, keep_steps, job.removal_poison_steps,
-                lambda trained: measure(trained).summary(), batch_size=settings.batch_size,
-                seed=job.seed, learning_rate=settings.learning_rate,
-            )  # fmt: skip
+            extra["removal"] = removal_of(job, agent, data, keep_steps, measure, clean_run)
         record(policy, agent, seconds, steps, extra, result)
     return len(pending)
+
+
+def removal_of(job: Job, agent, data, keep_steps: int, measure, clean_run=None) -> Dict:
+    """The removal check of a repaired ``agent`` (:func:`~.removal.removal_check`). For the
+    retrained reference taken from ``clean_run``, the keep-only continuation (the clean agent on
+    the clean rows) is the same in every cell of the seed: measured once, kept next to the run."""
+    from osrl_unlearn.benchmark.removal import removal_check
+
+    def check(keep_steps: int, poison_steps: int) -> Dict:
+        return removal_check(agent, data, keep_steps, poison_steps,
+                             lambda trained: measure(trained).summary(),
+                             batch_size=job.settings.batch_size, seed=job.seed,
+                             learning_rate=job.settings.learning_rate)  # fmt: skip
+
+    if clean_run is None:
+        return check(keep_steps, job.removal_poison_steps)
+    saved = (
+        Path(clean_run).parent / f"keep-only-{keep_steps}-seed{job.seed}-{job.eval_episodes}.json"
+    )
+    if not saved.is_file():
+        write_json(saved, check(keep_steps, 0)["keep_only"])
+    return {"keep_only": json.loads(saved.read_text()), **check(0, job.removal_poison_steps)}
 
 
 def retrained_run(job: Job, poisoned) -> Optional[Path]:
