@@ -277,7 +277,7 @@ def test_report_states_its_basis_and_judges_competence(tmp_path):
         folder = tmp_path / "cells" / r["agent"] / f"seed{r['seed']}" / str(r["ratio"])
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{r['policy']}.json").write_text(json.dumps(r))
-    text = write_report(tmp_path, tmp_path / "out" / "t.md", "t", resamples=500).read_text()
+    text = write_report(tmp_path, tmp_path / "out" / "t-rerun.md", "t", resamples=500).read_text()
     assert (
         "**Built from:** 3 seeds in 3 cells; 1–4 evaluation episodes per policy and seed." in text
     )
@@ -288,4 +288,6 @@ def test_report_states_its_basis_and_judges_competence(tmp_path):
     assert "| T | c | 0, 1, 2 | 1 | 0.30 [0.30, 0.30] | 0.50 [0.50, 0.50] | yes | **no** " in text
     assert "2 of 3 safe (mean normalised cost ≤ 1); 2 of 3 judged are competent" in text
     assert "| T | a | max-cost | 0.15 | 0, 1, 2 | 4 | 0.00 [0.00, 0.00] | **5.00** [" in text
-    assert (tmp_path / "out" / "t-plots" / "T-a.png").read_bytes()[:4] == b"\x89PNG"
+    # plots beside the report, named after it: another folder's report keeps the profile's plots
+    assert (tmp_path / "out" / "t-rerun-plots" / "T-a.png").read_bytes()[:4] == b"\x89PNG"
+    assert "](t-rerun-plots/T-a.png)" in text

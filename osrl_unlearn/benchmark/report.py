@@ -656,7 +656,8 @@ def write_report(
 
     Args:
         results_dir: folder holding ``cells/**/<policy>.json``.
-        out: the markdown file to write; plots go to ``<profile>-plots/`` beside it.
+        out: the markdown file to write; plots go to ``<its name>-plots/`` beside it (a
+            report of another results folder never overwrites the profile's plots).
         profile: the grid profile's name (titles, and what it asks for).
         reference: the policy every defence is compared with on the same episodes.
         resamples: bootstrap resamples per interval.
@@ -668,7 +669,7 @@ def write_report(
     ablations = sorted(p for p in present if "+" in p)
     out = Path(out)
     policies = ["clean", "poisoned", *defences]
-    plots = plot_cells(stats, policies, out.parent / f"{profile}-plots")
+    plots = plot_cells(stats, policies, out.parent / f"{out.stem}-plots")
     baselines = stats.baselines()
     safe = sum(b.safe for b in baselines.values())
     judged = [b for b in baselines.values() if b.competent is not None]
