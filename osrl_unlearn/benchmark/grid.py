@@ -37,8 +37,9 @@ ALL_METHODS = [
 ]
 ALL_AGENTS = list(SPECS)
 DEFEND_RULES = ("all", "judgeable")
-REMOVAL_RULES = ("all", "safe")
 """GridConfig.defend's choices."""
+REMOVAL_RULES = ("all", "safe")
+"""GridConfig.removal_for's choices."""
 SAFE_COST = 1.0
 """Mean normalised cost at or below which a policy is safe (the benchmark's bar)."""
 ALL_ATTACKS = ["max-cost", "max-reward", "min-reward"]
@@ -304,7 +305,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
                         cost_limit=settings.cost_limit, show_progress=False)  # fmt: skip
 
     def record(policy: str, agent, seconds, steps, extra=None, result=None) -> None:
-        result = result or measure(agent)
+        result = measure(agent) if result is None else result
         payload = {"task": job.task, "agent": job.agent, "attack": job.attack,
                    "ratio": job.ratio, "seed": job.seed, "policy": policy,
                    "wall_seconds": seconds, "steps": steps, **result.summary(),
