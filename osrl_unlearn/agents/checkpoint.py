@@ -41,24 +41,25 @@ def agent_class(name: str) -> type:
         ) from None
 
 
-def build_agent(name: str, config: dict[str, Any], device: str = "cpu") -> torch.nn.Module:
-    """A fresh agent of type ``name`` built from an OSRL training config, as OSRL's eval does;
-    the config is kept as ``model.osrl_config``."""
+def agent_arguments(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments (all but ``device``) OSRL's eval builds agent ``name`` with from
+    an OSRL training config: the task's dimensions and the config's agent keys."""
     name = name.lower()
-    cls = agent_class(name)
     task = get_task(config["task"])
     kwargs = {key: config[key] for key in (*COMMON_KEYS, *AGENT_KEYS[name]) if key in config}
     if SPECS[name].dataset_statistics:
         # OSRL's eval passes these placeholders; the dataset statistics are not saved.
         kwargs.update(init_state_propotion=1.0, observations_std=np.zeros(1, np.float32),
                       actions_std=np.zeros(1, np.float32), f_type=config.get("f_type", "softchi"))  # fmt: skip
-    model = cls(
-        state_dim=task.obs_dim,
-        action_dim=task.act_dim,
-        max_action=task.max_action,
-        device=device,
-        **kwargs,
-    ).to(device)
+    return dict(state_dim=task.obs_dim, action_dim=task.act_dim, max_action=task.max_action,
+                **kwargs)  # fmt: skip
+
+
+def build_agent(name: str, config: dict[str, Any], device: str = "cpu") -> torch.nn.Module:
+    """A fresh agent of type ``name`` built from an OSRL training config, as OSRL's eval does;
+    the config is kept as ``model.osrl_config``."""
+    cls = agent_class(name)
+    model = cls(device=device, **agent_arguments(name, config)).to(device)
     # the whole training config travels with the agent: its reward/cost scales and learning rates
     # are what fine-tuning, retraining and unlearning batches must use
     model.osrl_config = dict(config)

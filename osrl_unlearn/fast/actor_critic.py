@@ -13,6 +13,7 @@ from osrl_unlearn.fast.networks import (
     FusedAdam,
     StackedMLP,
     flatten_modules,
+    latent_noise,
     soft_update,
     vae_decode,
     vae_encode,
@@ -45,8 +46,13 @@ class ActorCriticStep:
         self.actor_target = flatten_modules([model.actor_old], trainable=False)
         cost_heads = self.critics.heads - reward_heads
         self.same_sizes = cost_heads == reward_heads
-        self.head_group = torch.tensor([0] * reward_heads + [1] * cost_heads)
+        self.device = self.critics.flat.data.device
+        self.head_group = torch.tensor([0] * reward_heads + [1] * cost_heads, device=self.device)
         """Per head: 0 for a reward head, 1 for a cost head (picks each head's input)."""
+        self.generator: torch.Generator | None = None
+        """Where the step's random draws come from: None for OSRL's own (torch's global
+        generators, latents drawn on the CPU as OSRL draws them); a generator on the agent's
+        device for a step captured in a CUDA graph (:mod:`osrl_unlearn.fast.cuda_graphs`)."""
 
     def group_min(self, q: torch.Tensor) -> torch.Tensor:
         """(E, N) head values -> (2, N): the minimum over the reward heads, over the cost heads."""
@@ -59,7 +65,7 @@ class ActorCriticStep:
         """OSRL's ``vae_loss`` step (one latent draw)."""
         vae = self.model.vae
         mean, std = vae_encode(vae, obs, actions)
-        recon = vae_decode(vae, obs, mean + std * torch.randn_like(std))
+        recon = vae_decode(vae, obs, mean + std * self.gaussian_like(std))
         loss = vae_loss(recon, actions, mean, std, self.model.beta)
         self.optimise(self.vae_optim, loss)
         return {"loss/loss_vae": loss.detach()}
@@ -80,6 +86,16 @@ class ActorCriticStep:
         self.critics.fit(torch.cat([obs, actions], 1), loss_of)
         self.critic_optim.step()
         return losses["reward"].detach(), losses["cost"].detach()
+
+    def gaussian_like(self, x: torch.Tensor) -> torch.Tensor:
+        """N(0, 1) noise shaped as ``x`` (``randn_like`` as OSRL, or from :attr:`generator`)."""
+        if self.generator is None:
+            return torch.randn_like(x)
+        return torch.randn(x.shape, device=x.device, generator=self.generator)
+
+    def latent_noise(self, rows: int) -> torch.Tensor:
+        """OSRL's VAE latent draw for ``rows`` states, on the agent's device."""
+        return latent_noise(rows, self.model.latent_dim, self.device, self.generator)
 
     @staticmethod
     def optimise(optim: FusedAdam, loss: torch.Tensor) -> None:

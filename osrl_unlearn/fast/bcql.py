@@ -16,7 +16,6 @@ import torch
 
 from osrl_unlearn.fast.actor_critic import ActorCriticStep, Metrics
 from osrl_unlearn.fast.networks import (
-    latent_noise,
     linear_layers,
     mlp,
     squashed_gaussian,
@@ -110,14 +109,14 @@ class BCQLStep(TwinCriticStep):
     def target_actions(self, next_obs, draws):
         model = self.model
         rows = len(next_obs) // draws
-        z = torch.cat([latent_noise(rows, model.latent_dim) for _ in range(draws)])
+        z = torch.cat([self.latent_noise(rows) for _ in range(draws)])
         decoded = vae_decode(model.vae, next_obs, z)
         return self.perturb(linear_layers(model.actor_old.pi), next_obs, decoded)
 
     def actor_update(self, obs):
         model = self.model
         with torch.no_grad():
-            decoded = vae_decode(model.vae, obs, latent_noise(len(obs), model.latent_dim))
+            decoded = vae_decode(model.vae, obs, self.latent_noise(len(obs)))
         actions = self.perturb(linear_layers(model.actor.pi), obs, decoded)
         q, qc = self.policy_values(obs, actions)
         penalty, multiplier = self.lagrangian_penalty(qc)

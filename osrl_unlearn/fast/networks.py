@@ -34,10 +34,10 @@ _FUSED = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_li
 
 def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
           relu: bool = False) -> torch.Tensor:  # fmt: skip
-    """``F.linear(x, weight, bias)``, then ReLU when ``relu``. Outside autograd and with at least
-    ``FUSED_ELEMENTS`` outputs, one oneDNN matmul with bias and ReLU fused into it (the same
+    """``F.linear(x, weight, bias)``, then ReLU when ``relu``. On the CPU, outside autograd and
+    with at least ``FUSED_ELEMENTS`` outputs, one oneDNN matmul with bias and ReLU fused into it (the same
     values to float32 rounding; ``tests/fast/test_networks.py``)."""
-    if (_FUSED and not torch.is_grad_enabled()
+    if (_FUSED and x.is_cpu and not torch.is_grad_enabled()
             and x.numel() // x.shape[-1] * weight.shape[0] >= FUSED_ELEMENTS):  # fmt: skip
         rows = x.reshape(-1, x.shape[-1])
         y = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "relu" if relu else "none",
@@ -89,10 +89,18 @@ def vae_decode(vae: nn.Module, obs: torch.Tensor, z: torch.Tensor) -> torch.Tens
     return vae.act_lim * torch.tanh(vae_decode_raw(vae, obs, z))
 
 
-def latent_noise(rows: int, latent_dim: int) -> torch.Tensor:
-    """The latent OSRL's ``VAE.decode(obs)`` draws when given none: N(0, 1) clamped to ±0.5, from
-    torch's global generator (same draws, same order as OSRL)."""
-    return torch.randn((rows, latent_dim)).clamp(-0.5, 0.5)
+def latent_noise(rows: int, latent_dim: int, device: torch.device | str | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    """The latent OSRL's ``VAE.decode(obs)`` draws when given none: N(0, 1) clamped to ±0.5, on
+    ``device``. Drawn as OSRL draws it, from torch's global CPU generator and then moved (same
+    draws, same order, on any device), or from ``generator`` on its own device (what a CUDA
+    graph can capture: :mod:`osrl_unlearn.fast.cuda_graphs`)."""
+    if generator is None:
+        z = torch.randn((rows, latent_dim))
+    else:
+        z = torch.randn((rows, latent_dim), device=generator.device, generator=generator)
+    z = z.clamp(-0.5, 0.5)
+    return z if device is None else z.to(device)
 
 
 def squashed_gaussian(
@@ -224,7 +232,7 @@ class StackedMLP:
         count, rows = len(layers[0][0]), x.shape[-2]
         widest = max(w.shape[-1] for _, w in layers)
         last = len(layers) - 1
-        if count * rows * widest > BATCHED_ELEMENTS:
+        if x.is_cpu and count * rows * widest > BATCHED_ELEMENTS:
             # large activations: head by head, each in cache, 2-D matmuls on transposed views
             outputs = []
             for e in range(count):
@@ -255,7 +263,7 @@ class StackedMLP:
         self.flat.zero_grad()
         count, rows = self.heads, x.shape[0]
         widest = max(w.shape[1] for w in self.weights)
-        if count * rows * widest > BATCHED_ELEMENTS:
+        if x.is_cpu and count * rows * widest > BATCHED_ELEMENTS:
             loss_of(self(x)).backward()
             return
         last = len(self.weights) - 1
@@ -281,9 +289,10 @@ class StackedMLP:
 
 
 BATCHED_ELEMENTS = 1 << 19
-"""Above this many activation elements per layer (2 MB) the heads run one by one: batching saves
-per-operation overhead at CPU sizes, but at OSRL's sizes (8 heads x 5,120 target rows x 256) one
-batched activation falls out of cache and the per-head matmuls are faster."""
+"""Above this many activation elements per layer (2 MB) the heads run one by one on the CPU:
+batching saves per-operation overhead at CPU sizes, but at OSRL's sizes (8 heads x 5,120 target
+rows x 256) one batched activation falls out of cache and the per-head matmuls are faster. On a
+GPU the heads always run batched (one launch per layer, no host sync)."""
 
 
 def soft_update(target: FlatParameters, source: FlatParameters, tau: float) -> None:
@@ -309,7 +318,7 @@ class FusedAdam:
         self.lr, self.betas, self.eps = lr, betas, eps
         self.exp_avg = torch.zeros_like(flat.data)
         self.exp_avg_sq = torch.zeros_like(flat.data)
-        self.step_count = torch.zeros((), dtype=torch.float32)
+        self.step_count = torch.zeros((), dtype=torch.float32, device=flat.data.device)
 
     def zero_grad(self) -> None:
         self.flat.zero_grad()
