@@ -17,7 +17,14 @@ and this stage does not use, and ``gymnasium``, which they name in annotations).
 agents are trained on is made here by the library (fields at the training scales, the poison
 mask, relabel's labels and batch share), so the device only draws batches from it. Training uses
 OSRL's default BCQ-Lag config (``osrl`` profile); the repair is ``relabel`` at its defaults
-(2,000 steps) and at a longer budget, policies saved at each.
+(2,000 steps) and at a longer budget, optionally beside a variant (``--repair_variants``).
+
+The device returns at most 8 files of 16 MiB: ``states-seed<s>.pt`` (the whole clean and
+poisoned agents of a seed, ~13 MB at OSRL's sizes: later repairs and removal checks can start
+from them on a CPU), ``policies-repaired-<steps>.pt`` (actor and VAE of every repair at that
+budget) and ``log.json`` (checks, speeds, each run's losses). The first run (2026-11-30,
+``benchmarks/results/device-osrl``) kept policies only (``policies-trained.pt``); ``evaluate``
+reads both layouts.
 """
 
 import copy
@@ -35,6 +42,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 POLICY_PARTS = ("actor.", "vae.")
 """What a BCQ-Lag policy acts with (its actor perturbs the VAE's decoded actions)."""
+REPAIR_VARIANTS = ("relabel", "relabel+keep-constraint")
 
 
 @dataclass
@@ -59,6 +67,9 @@ class DeviceCellConfig:
     """Training steps per agent (OSRL's BCQ-Lag default)."""
     repair_steps: List[int] = field(default_factory=lambda: [2000, 20_000])
     """Repair budgets, policies saved at each: relabel's default and a fifth of training."""
+    repair_variants: List[str] = field(default_factory=lambda: ["relabel"])
+    """Repairs run side by side: ``relabel`` (its defaults) and ``relabel+keep-constraint``
+    (``RelabelConfig(constraint_rows='keep')``: the PID multiplier set by the keep rows' Q_c)."""
     device: str = "cuda"
     out: str = "device-out"
     """train: where the policies and the log go."""
@@ -369,8 +380,10 @@ def train(cfg: DeviceCellConfig) -> None:
         # kept as training goes: a run cut short by its time limit still returns these
         report["train_seconds"] = time.perf_counter() - start
         report["trained_steps"] = milestone
-        torch.save({name: policy_state(run.model) for name, run in runs.items()},
-                   out / "policies-trained.pt")  # fmt: skip
+        for seed in seeds:  # whole agents: repairs and removal checks can start from them later
+            states = {kind: {k: v.detach().cpu() for k, v in runs[f"{kind}-seed{seed}"].model.state_dict().items()}
+                      for kind in ("clean", "poisoned")}  # fmt: skip
+            torch.save(states, out / f"states-seed{seed}.pt")
         save_report()
         log(f"{milestone} steps, {report['train_seconds']:.0f} s")
         if time.perf_counter() - stage_start > cfg.deadline and milestone < cfg.steps:
@@ -379,8 +392,11 @@ def train(cfg: DeviceCellConfig) -> None:
             break
     report["capture_errors"] = {n: r.capture_error for n, r in runs.items() if r.capture_error}
 
+    unknown = set(cfg.repair_variants) - set(REPAIR_VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown repair variants {sorted(unknown)}; expected {REPAIR_VARIANTS}")
     repairs = {}
-    for seed in seeds:
+    for variant, seed in ((v, s) for v in cfg.repair_variants for s in seeds):
         info = meta["seeds"][seed]
         fields, mask = poisoned_data[seed]
         model = new_agent(meta["agent"], info["arguments"], int(seed), device)
@@ -396,20 +412,22 @@ def train(cfg: DeviceCellConfig) -> None:
         forget_fields[3] = torch.full_like(forget_fields[3], info["relabel"]["reward"])
         forget_fields[4] = torch.full_like(forget_fields[4], info["relabel"]["cost"])
         rows, batch_size = info["relabel"]["forget_rows"], info["config"]["batch_size"]
-        repairs[f"relabel-seed{seed}"] = GraphedTraining(
+        run = GraphedTraining(
             meta["agent"], model, [Source(keep_fields, batch_size - rows), Source(forget_fields, rows)],
             seed=int(seed) + 1, **info["learning_rates"],
         )  # fmt: skip
+        if variant == "relabel+keep-constraint":  # as RelabelStep sets it
+            run.step.constraint_rows = batch_size - rows
+        repairs[f"{variant}-seed{seed}"] = run
     start = time.perf_counter()
-    repaired = {}
     for budget in sorted(cfg.repair_steps):
         run_all(repairs, budget, cfg.chunk, 1000, report["history"])
+        repaired = {}
         for name, run in repairs.items():
-            repaired[f"{name.rsplit('-', 1)[0]}-{budget}-{name.rsplit('-', 1)[1]}"] = policy_state(
-                run.model
-            )
+            variant, seed = name.rsplit("-seed", 1)
+            repaired[f"{variant}-{budget}-seed{seed}"] = policy_state(run.model)
         report.setdefault("repair_seconds", {})[budget] = time.perf_counter() - start
-        torch.save(repaired, out / "policies-repaired.pt")
+        torch.save(repaired, out / f"policies-repaired-{budget}.pt")
         save_report()
         log(f"repaired to {budget} steps ({report['repair_seconds'][budget]:.0f} s)")
     log("done")
@@ -428,9 +446,12 @@ def evaluate_stage(cfg: DeviceCellConfig) -> None:
     logs, policies = [], {}
     for folder in map(Path, cfg.trained):
         logs.append(json.loads((folder / "log.json").read_text()))
-        for name in ("policies-trained.pt", "policies-repaired.pt"):
-            if (folder / name).is_file():
-                policies.update(torch.load(folder / name, weights_only=True))
+        for path in sorted(folder.glob("states-seed*.pt")):  # whole clean and poisoned agents
+            seed = path.stem.rsplit("seed", 1)[1]
+            for kind, state in torch.load(path, weights_only=True).items():
+                policies[f"{kind}-seed{seed}"] = state
+        for path in sorted(folder.glob("policies-*.pt")):  # repaired policies (actor and VAE)
+            policies.update(torch.load(path, weights_only=True))
     report = {"device": logs[0]["device"], "calls": logs,
               "trained_steps": min(log.get("trained_steps", cfg.steps) for log in logs)}  # fmt: skip
     results_dir = Path(cfg.results_dir)
@@ -455,7 +476,7 @@ def evaluate_stage(cfg: DeviceCellConfig) -> None:
                    "normalized_rewards": result.normalized_rewards.tolist(),
                    "normalized_costs": result.normalized_costs.tolist(),
                    "trained_on": report["device"], "profile": "osrl",
-                   "policy_only": "actor and VAE trained on the device; critics not kept",
+                   "whole_agent": not missing,
                    "data_hash": info["poisoned_hash"] if policy != "clean" else meta["clean_hash"]}  # fmt: skip
         write_json(results_dir / cell / f"seed{seed}" / f"{policy}.json", payload)
         by_policy.setdefault(policy, []).append(result)

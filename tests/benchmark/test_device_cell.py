@@ -42,27 +42,35 @@ def test_prepare_train_evaluate_on_the_cpu(quick_car_circle, poisoned_file, tmp_
     assert not seed["keep_is_clean"]  # the flagged episode was part of the clean file
     assert (tmp_path / "device" / "site" / "fsrl" / "utils" / "__init__.py").is_file()
 
-    stage("--stage", "train", *common, "--device", "cpu", "--out", str(out),
-          "--repair_steps", "[3, 5]", "--speed_steps", "1")  # fmt: skip
+    stage("--stage", "train", *common, "--device", "cpu", "--out", str(out), "--repair_steps",
+          "[3, 5]", "--speed_steps", "1", "--repair_variants",
+          "[relabel, relabel+keep-constraint]")  # fmt: skip
     log = json.loads((out / "log.json").read_text())
     assert log["osrl_vs_ours_max_abs"] < 1e-5 and log["graph_vs_eager_max_abs"] == 0
     assert log["initial_checksum_matches"] == {"0": True} and log["trained_steps"] == 8
-    trained = torch.load(out / "policies-trained.pt", weights_only=True)
-    repaired = torch.load(out / "policies-repaired.pt", weights_only=True)
-    assert set(trained) == {"clean-seed0", "poisoned-seed0"}
-    assert set(repaired) == {"relabel-3-seed0", "relabel-5-seed0"}
-    assert all(k.startswith(("actor.", "vae.")) for k in trained["clean-seed0"])
+    trained = torch.load(out / "states-seed0.pt", weights_only=True)
+    repaired = {**torch.load(out / "policies-repaired-3.pt", weights_only=True),
+                **torch.load(out / "policies-repaired-5.pt", weights_only=True)}  # fmt: skip
+    assert set(trained) == {"clean", "poisoned"}
+    assert "cost_critic_old.q1_nets.0.0.weight" in trained["poisoned"]  # whole agents
+    variants = ("relabel", "relabel+keep-constraint")
+    assert set(repaired) == {f"{v}-{n}-seed0" for v in variants for n in (3, 5)}
+    assert all(k.startswith(("actor.", "vae.")) for k in repaired["relabel-3-seed0"])
     # the repair reset the actor and trained it on: its weights differ from the poisoned one's
     key = "actor.pi.0.weight"
-    assert not torch.equal(repaired["relabel-5-seed0"][key], trained["poisoned-seed0"][key])
+    assert not torch.equal(repaired["relabel-5-seed0"][key], trained["poisoned"][key])
     assert not torch.equal(repaired["relabel-5-seed0"][key], repaired["relabel-3-seed0"][key])
+    # the PID multiplier of the keep-constraint variant sees other rows: another policy
+    other = repaired["relabel+keep-constraint-5-seed0"][key]
+    assert not torch.equal(repaired["relabel-5-seed0"][key], other)
 
     stage("--stage", "evaluate", *common, "--trained", f"[{out}]", "--results_dir", str(results),
           "--episodes", "1")  # fmt: skip
     cell_dir = results / "OfflineCarCircle-v0" / "bcql" / "max-cost-0.15" / "seed0"
     payloads = {p.stem: json.loads(p.read_text()) for p in cell_dir.glob("*.json")}
-    assert set(payloads) == {"clean", "poisoned", "relabel-3", "relabel-5"}
+    assert set(payloads) == {"clean", "poisoned"} | {f"{v}-{n}" for v in variants for n in (3, 5)}
     assert payloads["relabel-5"]["steps"] == 5 and payloads["clean"]["steps"] == 8
+    assert payloads["clean"]["whole_agent"] and not payloads["relabel-5"]["whole_agent"]
     assert len(payloads["poisoned"]["costs"]) == 1
     table = Path(f"{results}.md").read_text()
-    assert table.count("\n| ") == 5  # header and the four policies
+    assert table.count("\n| ") == 7  # header and the six policies
