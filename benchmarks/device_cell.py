@@ -193,7 +193,7 @@ def load_fields(path: Path, device) -> tuple[tuple[torch.Tensor, ...], np.ndarra
 def new_agent(agent: str, arguments: dict, seed: int, device) -> torch.nn.Module:
     import osrl.algorithms as algorithms
 
-    classes = {"bcql": algorithms.BCQL, "bearl": algorithms.BEARL, "cpq": algorithms.CPQ}
+    classes = {"bcql": algorithms.BCQL}  # the agents GraphedTraining captures
     torch.manual_seed(seed)  # as training builds the agent (its layers made on the CPU, then moved)
     return classes[agent](device=str(device), **arguments).to(device)
 

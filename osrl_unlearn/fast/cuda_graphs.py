@@ -82,7 +82,9 @@ class GraphedTraining:
     in order: e.g. keep rows, then relabelled forget rows), on CUDA as one replayed graph.
 
     Args:
-        agent: ``bcql``, ``bearl`` or ``cpq`` (agents whose step has no host-side state).
+        agent: ``bcql``: the agent whose step draws every random number through the step's
+            generator and keeps no host-side state (BEAR-Lag counts its steps in Python and
+            draws its actor noise on the CPU, as do CPQ and COptiDICE: not yet captured).
         model: the OSRL agent, on the device it trains on.
         sources: where each batch's rows come from.
         seed: seeds the run's own generator (batches and the step's draws).
@@ -94,8 +96,9 @@ class GraphedTraining:
 
     def __init__(self, agent: str, model: torch.nn.Module, sources: Sequence[Source],
                  seed: int, **learning_rates: float) -> None:  # fmt: skip
-        if agent not in ("bcql", "bearl", "cpq"):
-            raise ValueError(f"{agent} keeps host-side state in its step; it cannot be captured")
+        if agent != "bcql":
+            raise ValueError(f"{agent}'s step draws on the CPU or keeps host-side state; it cannot "
+                             "be captured yet (bcql can)")  # fmt: skip
         self.model = model
         if hasattr(model, "controller"):
             device = next(model.parameters()).device

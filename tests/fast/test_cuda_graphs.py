@@ -77,6 +77,7 @@ def test_a_run_trains_and_the_same_seed_gives_the_same_weights():
     assert set(first.values()) >= {"loss/critic_loss", "loss/actor_loss", "loss/lagrangian"}
 
 
-def test_agents_with_host_side_state_are_refused():
+@pytest.mark.parametrize("agent", ["bearl", "cpq", "coptidice"])
+def test_agents_whose_step_cannot_be_captured_are_refused(agent):
     with pytest.raises(ValueError, match="cannot be captured"):
-        GraphedTraining("coptidice", torch.nn.Linear(1, 1), [], seed=0)
+        GraphedTraining(agent, torch.nn.Linear(1, 1), [], seed=0)
