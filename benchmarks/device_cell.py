@@ -70,6 +70,9 @@ class DeviceCellConfig:
     repair_variants: List[str] = field(default_factory=lambda: ["relabel"])
     """Repairs run side by side: ``relabel`` (its defaults) and ``relabel+keep-constraint``
     (``RelabelConfig(constraint_rows='keep')``: the PID multiplier set by the keep rows' Q_c)."""
+    train_clean: bool = True
+    """train: train the clean agents too (False: their results from an earlier call stand, e.g.
+    when another attack's cell of the same clean file is run)."""
     device: str = "cuda"
     out: str = "device-out"
     """train: where the policies and the log go."""
@@ -344,9 +347,10 @@ def train(cfg: DeviceCellConfig) -> None:
         info = meta["seeds"][seed]
         fields, mask = load_fields(Path(cfg.cell) / f"poisoned-seed{seed}.npz", device)
         poisoned_data[seed] = (fields, mask)
-        for kind, data in (("clean", clean_fields), ("poisoned", fields)):
+        kinds = (("clean", clean_fields),) if cfg.train_clean else ()
+        for kind, data in (*kinds, ("poisoned", fields)):
             model = new_agent(meta["agent"], info["arguments"], int(seed), device)
-            if kind == "clean":
+            if kind == "poisoned":
                 report.setdefault("initial_checksum_matches", {})[seed] = (
                     abs(checksum(model) - info["initial_checksum"])
                     <= 1e-6 * info["initial_checksum"]
@@ -382,7 +386,7 @@ def train(cfg: DeviceCellConfig) -> None:
         report["trained_steps"] = milestone
         for seed in seeds:  # whole agents: repairs and removal checks can start from them later
             states = {kind: {k: v.detach().cpu() for k, v in runs[f"{kind}-seed{seed}"].model.state_dict().items()}
-                      for kind in ("clean", "poisoned")}  # fmt: skip
+                      for kind in ("clean", "poisoned") if f"{kind}-seed{seed}" in runs}  # fmt: skip
             torch.save(states, out / f"states-seed{seed}.pt")
         save_report()
         log(f"{milestone} steps, {report['train_seconds']:.0f} s")
