@@ -42,7 +42,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 POLICY_PARTS = ("actor.", "vae.")
 """What a BCQ-Lag policy acts with (its actor perturbs the VAE's decoded actions)."""
-REPAIR_VARIANTS = ("relabel", "relabel+keep-constraint")
+REPAIR_VARIANTS = {
+    "relabel": "relabel's defaults: the actor reset, keep + relabelled forget rows",
+    "relabel+keep-constraint": "the PID multiplier set by the keep rows' Q_c (constraint_rows='keep')",
+    "relabel+shrink-perturb": "the actor shrunk and perturbed (0.4, 0.1) instead of reset",
+    "relabel+actor-keep": "the poisoned actor kept (no reset)",
+    "finetune": "the agent's own step on keep rows only, from the poisoned agent",
+}
+"""The repairs the train stage runs side by side (each our training step on other batches or from
+another start: what a CUDA graph captures)."""
 
 
 @dataclass
@@ -68,8 +76,7 @@ class DeviceCellConfig:
     repair_steps: List[int] = field(default_factory=lambda: [2000, 20_000])
     """Repair budgets, policies saved at each: relabel's default and a fifth of training."""
     repair_variants: List[str] = field(default_factory=lambda: ["relabel"])
-    """Repairs run side by side: ``relabel`` (its defaults) and ``relabel+keep-constraint``
-    (``RelabelConfig(constraint_rows='keep')``: the PID multiplier set by the keep rows' Q_c)."""
+    """Repairs run side by side (REPAIR_VARIANTS)."""
     train_clean: bool = True
     """train: train the clean agents too (False: their results from an earlier call stand, e.g.
     when another attack's cell of the same clean file is run)."""
@@ -316,8 +323,50 @@ def graph_matches_eager(meta: dict, seed: str, fields, device, steps: int = 8) -
     return max(float((v - theirs[k]).abs().max()) for k, v in model.state_dict().items())
 
 
+def repair_run(variant: str, meta: dict, seed: str, data, poisoned: torch.nn.Module, device):
+    """The GraphedTraining of one repair ``variant`` of the ``poisoned`` agent of ``seed``
+    (a copy: the poisoned agent is untouched), with the library's own resets."""
+    from osrl_unlearn.fast.cuda_graphs import GraphedTraining, Source
+    from osrl_unlearn.unlearn.base import reinitialise
+    from osrl_unlearn.unlearn.relabel import shrink_perturb
+
+    info = meta["seeds"][seed]
+    fields, mask = data
+    model = new_agent(meta["agent"], info["arguments"], int(seed), device)
+    model.load_state_dict(poisoned.state_dict())
+    torch.manual_seed(int(seed))  # the fresh weights a reset or a perturbation draws
+    if variant in ("relabel", "relabel+keep-constraint", "relabel+shrink-perturb"):
+        if variant == "relabel+shrink-perturb":
+            config = info["relabel"]["config"]
+            shrink_perturb(model.actor, config["shrink"], config["perturb"])
+        else:
+            reinitialise(model.actor)
+        model.actor_old.load_state_dict(model.actor.state_dict())
+    forget = torch.from_numpy(mask).to(device)
+    keep_fields = tuple(f[~forget] for f in fields)
+    batch_size = info["config"]["batch_size"]
+    if variant == "finetune":
+        sources = [Source(keep_fields, batch_size)]
+    else:
+        forget_fields = [f[forget] for f in fields]
+        forget_fields[3] = torch.full_like(forget_fields[3], info["relabel"]["reward"])
+        forget_fields[4] = torch.full_like(forget_fields[4], info["relabel"]["cost"])
+        rows = info["relabel"]["forget_rows"]
+        sources = [Source(keep_fields, batch_size - rows), Source(forget_fields, rows)]
+    run = GraphedTraining(meta["agent"], model, sources, seed=int(seed) + 1,
+                          **info["learning_rates"])  # fmt: skip
+    if variant == "relabel+keep-constraint":  # as RelabelStep sets it
+        run.step.constraint_rows = batch_size - info["relabel"]["forget_rows"]
+    return run
+
+
 def train(cfg: DeviceCellConfig) -> None:
     from osrl_unlearn.fast.cuda_graphs import GraphedTraining, Source
+
+    unknown = set(cfg.repair_variants) - set(REPAIR_VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown repair variants {sorted(unknown)}; expected one of "
+                         f"{', '.join(REPAIR_VARIANTS)}")  # fmt: skip
 
     stage_start = time.perf_counter()
     device = torch.device(cfg.device)
@@ -396,33 +445,9 @@ def train(cfg: DeviceCellConfig) -> None:
             break
     report["capture_errors"] = {n: r.capture_error for n, r in runs.items() if r.capture_error}
 
-    unknown = set(cfg.repair_variants) - set(REPAIR_VARIANTS)
-    if unknown:
-        raise SystemExit(f"unknown repair variants {sorted(unknown)}; expected {REPAIR_VARIANTS}")
-    repairs = {}
-    for variant, seed in ((v, s) for v in cfg.repair_variants for s in seeds):
-        info = meta["seeds"][seed]
-        fields, mask = poisoned_data[seed]
-        model = new_agent(meta["agent"], info["arguments"], int(seed), device)
-        model.load_state_dict(runs[f"poisoned-seed{seed}"].model.state_dict())
-        torch.manual_seed(int(seed))  # relabel's default: the actor starts from fresh weights
-        for layer in model.actor.modules():  # osrl_unlearn.unlearn.base.reinitialise
-            if hasattr(layer, "reset_parameters"):
-                layer.reset_parameters()
-        model.actor_old.load_state_dict(model.actor.state_dict())
-        forget = torch.from_numpy(mask).to(device)
-        keep_fields = tuple(f[~forget] for f in fields)
-        forget_fields = [f[forget] for f in fields]
-        forget_fields[3] = torch.full_like(forget_fields[3], info["relabel"]["reward"])
-        forget_fields[4] = torch.full_like(forget_fields[4], info["relabel"]["cost"])
-        rows, batch_size = info["relabel"]["forget_rows"], info["config"]["batch_size"]
-        run = GraphedTraining(
-            meta["agent"], model, [Source(keep_fields, batch_size - rows), Source(forget_fields, rows)],
-            seed=int(seed) + 1, **info["learning_rates"],
-        )  # fmt: skip
-        if variant == "relabel+keep-constraint":  # as RelabelStep sets it
-            run.step.constraint_rows = batch_size - rows
-        repairs[f"{variant}-seed{seed}"] = run
+    repairs = {f"{variant}-seed{seed}": repair_run(variant, meta, seed, poisoned_data[seed],
+                                                    runs[f"poisoned-seed{seed}"].model, device)
+               for variant in cfg.repair_variants for seed in seeds}  # fmt: skip
     start = time.perf_counter()
     for budget in sorted(cfg.repair_steps):
         run_all(repairs, budget, cfg.chunk, 1000, report["history"])

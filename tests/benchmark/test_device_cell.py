@@ -14,6 +14,8 @@ import torch
 from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
 
 REPO = Path(__file__).resolve().parents[2]
+VARIANTS = ["relabel", "relabel+keep-constraint", "relabel+shrink-perturb", "relabel+actor-keep",
+            "finetune"]  # fmt: skip
 
 
 def stage(*args: str) -> subprocess.CompletedProcess:
@@ -43,8 +45,7 @@ def test_prepare_train_evaluate_on_the_cpu(quick_car_circle, poisoned_file, tmp_
     assert (tmp_path / "device" / "site" / "fsrl" / "utils" / "__init__.py").is_file()
 
     stage("--stage", "train", *common, "--device", "cpu", "--out", str(out), "--repair_steps",
-          "[3, 5]", "--speed_steps", "1", "--repair_variants",
-          "[relabel, relabel+keep-constraint]")  # fmt: skip
+          "[3, 5]", "--speed_steps", "1", "--repair_variants", f"[{', '.join(VARIANTS)}]")  # fmt: skip
     log = json.loads((out / "log.json").read_text())
     assert log["osrl_vs_ours_max_abs"] < 1e-5 and log["graph_vs_eager_max_abs"] == 0
     assert log["initial_checksum_matches"] == {"0": True} and log["trained_steps"] == 8
@@ -53,24 +54,23 @@ def test_prepare_train_evaluate_on_the_cpu(quick_car_circle, poisoned_file, tmp_
                 **torch.load(out / "policies-repaired-5.pt", weights_only=True)}  # fmt: skip
     assert set(trained) == {"clean", "poisoned"}
     assert "cost_critic_old.q1_nets.0.0.weight" in trained["poisoned"]  # whole agents
-    variants = ("relabel", "relabel+keep-constraint")
-    assert set(repaired) == {f"{v}-{n}-seed0" for v in variants for n in (3, 5)}
+    assert set(repaired) == {f"{v}-{n}-seed0" for v in VARIANTS for n in (3, 5)}
     assert all(k.startswith(("actor.", "vae.")) for k in repaired["relabel-3-seed0"])
     # the repair reset the actor and trained it on: its weights differ from the poisoned one's
     key = "actor.pi.0.weight"
     assert not torch.equal(repaired["relabel-5-seed0"][key], trained["poisoned"][key])
     assert not torch.equal(repaired["relabel-5-seed0"][key], repaired["relabel-3-seed0"][key])
-    # the PID multiplier of the keep-constraint variant sees other rows: another policy
-    other = repaired["relabel+keep-constraint-5-seed0"][key]
-    assert not torch.equal(repaired["relabel-5-seed0"][key], other)
+    # every variant starts elsewhere or sees other rows: five policies
+    policies = [repaired[f"{v}-5-seed0"][key] for v in VARIANTS]
+    assert all(not torch.equal(a, b) for i, a in enumerate(policies) for b in policies[i + 1 :])
 
     stage("--stage", "evaluate", *common, "--trained", f"[{out}]", "--results_dir", str(results),
           "--episodes", "1")  # fmt: skip
     cell_dir = results / "OfflineCarCircle-v0" / "bcql" / "max-cost-0.15" / "seed0"
     payloads = {p.stem: json.loads(p.read_text()) for p in cell_dir.glob("*.json")}
-    assert set(payloads) == {"clean", "poisoned"} | {f"{v}-{n}" for v in variants for n in (3, 5)}
+    assert set(payloads) == {"clean", "poisoned"} | {f"{v}-{n}" for v in VARIANTS for n in (3, 5)}
     assert payloads["relabel-5"]["steps"] == 5 and payloads["clean"]["steps"] == 8
     assert payloads["clean"]["whole_agent"] and not payloads["relabel-5"]["whole_agent"]
     assert len(payloads["poisoned"]["costs"]) == 1
     table = Path(f"{results}.md").read_text()
-    assert table.count("\n| ") == 7  # header and the six policies
+    assert table.count("\n| ") == 13  # header, clean, poisoned and ten repaired policies
