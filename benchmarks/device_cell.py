@@ -39,7 +39,8 @@ from typing import List
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from osrl_unlearn.errors import ConfigError
+
 POLICY_PARTS = ("actor.", "vae.")
 """What a BCQ-Lag policy acts with (its actor perturbs the VAE's decoded actions)."""
 REPAIR_VARIANTS = {
@@ -109,7 +110,8 @@ def prepare(cfg: DeviceCellConfig) -> None:
     from osrl_unlearn.unlearn.relabel import COST, REWARD, forget_rows, labels
 
     if len(cfg.poisoned) != len(cfg.seeds):
-        raise SystemExit(f"--poisoned names {len(cfg.poisoned)} files for {len(cfg.seeds)} seeds")
+        raise ConfigError(f"--poisoned names {len(cfg.poisoned)} files for {len(cfg.seeds)} "
+                          "seeds; give one poisoned file per seed, in the seeds' order")  # fmt: skip
     cell = Path(cfg.cell)
     cell.mkdir(parents=True, exist_ok=True)
     clean = read_hdf5(cfg.clean)
@@ -365,8 +367,8 @@ def train(cfg: DeviceCellConfig) -> None:
 
     unknown = set(cfg.repair_variants) - set(REPAIR_VARIANTS)
     if unknown:
-        raise SystemExit(f"unknown repair variants {sorted(unknown)}; expected one of "
-                         f"{', '.join(REPAIR_VARIANTS)}")  # fmt: skip
+        raise ConfigError(f"unknown repair variants {sorted(unknown)}; expected some of "
+                          f"{', '.join(REPAIR_VARIANTS)}")  # fmt: skip
 
     stage_start = time.perf_counter()
     device = torch.device(cfg.device)
@@ -492,7 +494,8 @@ def evaluate_stage(cfg: DeviceCellConfig) -> None:
         agent = build_agent(meta["agent"], info["config"])
         missing, unexpected = agent.load_state_dict(state, strict=False)
         if unexpected or any(k.startswith(POLICY_PARTS) for k in missing):
-            raise SystemExit(f"{name}: not a {meta['agent']} policy ({unexpected or missing})")
+            raise ConfigError(f"{name}: not a {meta['agent']} policy ({unexpected or missing}); "
+                              "pass the folders the train stage wrote")  # fmt: skip
         agent.eval()
         result = evaluate(agent, meta["task"], cfg.episodes, seed=int(seed) + 10_000,
                           cost_limit=info["config"]["cost_limit"], show_progress=False)  # fmt: skip
@@ -535,12 +538,11 @@ def evaluate_stage(cfg: DeviceCellConfig) -> None:
 def main(cfg: DeviceCellConfig) -> None:
     stages = {"prepare": prepare, "train": train, "evaluate": evaluate_stage}
     if cfg.stage not in stages:
-        raise SystemExit(f"unknown stage {cfg.stage!r}; expected one of {', '.join(stages)}")
+        raise ConfigError(f"unknown stage {cfg.stage!r}; expected one of {', '.join(stages)}")
     stages[cfg.stage](cfg)
 
 
 if __name__ == "__main__":
-    import pyrallis
+    from osrl_unlearn.cli import run_script
 
-    sys.path.insert(0, str(REPO))
-    main(pyrallis.parse(config_class=DeviceCellConfig))
+    sys.exit(run_script(main, DeviceCellConfig))
