@@ -16,8 +16,9 @@ The training stage needs torch, OSRL and pyrallis only (``prepare`` copies OSRL 
 and this stage does not use, and ``gymnasium``, which they name in annotations). Everything the
 agents are trained on is made here by the library (fields at the training scales, the poison
 mask, relabel's labels and batch share), so the device only draws batches from it. Training uses
-OSRL's default BCQ-Lag config (``osrl`` profile); the repair is ``relabel`` at its defaults
-(2,000 steps) and at a longer budget, optionally beside a variant (``--repair_variants``).
+the agent's OSRL default config (``osrl`` profile; BCQ-Lag, BEAR-Lag or CPQ); the repair is
+``relabel`` at its defaults (2,000 steps) and at a longer budget, optionally beside variants
+(``--repair_variants``).
 
 The device returns at most 8 files of 16 MiB: ``states-seed<s>.pt`` (the whole clean and
 poisoned agents of a seed, ~13 MB at OSRL's sizes: later repairs and removal checks can start
@@ -40,9 +41,10 @@ import numpy as np
 import torch
 
 from osrl_unlearn.errors import ConfigError
+from osrl_unlearn.fast.cuda_graphs import CAPTURABLE
 
 POLICY_PARTS = ("actor.", "vae.")
-"""What a BCQ-Lag policy acts with (its actor perturbs the VAE's decoded actions)."""
+"""What a policy acts with (BCQ-Lag's actor perturbs the VAE's decoded actions)."""
 REPAIR_VARIANTS = {
     "relabel": "relabel's defaults: the actor reset, keep + relabelled forget rows",
     "relabel+keep-constraint": "the PID multiplier set by the keep rows' Q_c (constraint_rows='keep')",
@@ -73,7 +75,7 @@ class DeviceCellConfig:
     """Training profile (osrl_unlearn.training.PROFILES): OSRL's default sizes."""
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     steps: int = 100_000
-    """Training steps per agent (OSRL's BCQ-Lag default)."""
+    """Training steps per agent (OSRL's default for BCQ-Lag and CPQ; BEAR-Lag's is 300k)."""
     repair_steps: List[int] = field(default_factory=lambda: [2000, 20_000])
     """Repair budgets, policies saved at each: relabel's default and a fifth of training."""
     repair_variants: List[str] = field(default_factory=lambda: ["relabel"])
@@ -109,6 +111,9 @@ def prepare(cfg: DeviceCellConfig) -> None:
     from osrl_unlearn.unlearn.config import RelabelConfig
     from osrl_unlearn.unlearn.relabel import COST, REWARD, forget_rows, labels
 
+    if cfg.agent not in CAPTURABLE:
+        raise ConfigError(f"the device cell trains {', '.join(CAPTURABLE)} (their steps are "
+                          f"captured as CUDA graphs), not {cfg.agent}")  # fmt: skip
     if len(cfg.poisoned) != len(cfg.seeds):
         raise ConfigError(f"--poisoned names {len(cfg.poisoned)} files for {len(cfg.seeds)} "
                           "seeds; give one poisoned file per seed, in the seeds' order")  # fmt: skip
@@ -205,9 +210,16 @@ def load_fields(path: Path, device) -> tuple[tuple[torch.Tensor, ...], np.ndarra
 def new_agent(agent: str, arguments: dict, seed: int, device) -> torch.nn.Module:
     import osrl.algorithms as algorithms
 
-    classes = {"bcql": algorithms.BCQL}  # the agents GraphedTraining captures
+    classes = {"bcql": algorithms.BCQL, "bearl": algorithms.BEARL, "cpq": algorithms.CPQ}
     torch.manual_seed(seed)  # as training builds the agent (its layers made on the CPU, then moved)
     return classes[agent](device=str(device), **arguments).to(device)
+
+
+def osrl_trainer(agent: str) -> type:
+    import osrl.algorithms as algorithms
+
+    return {"bcql": algorithms.BCQLTrainer, "bearl": algorithms.BEARLTrainer,
+            "cpq": algorithms.CPQTrainer}[agent]  # fmt: skip
 
 
 def policy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -252,8 +264,6 @@ def time_steps(function, steps: int, device) -> float:
 def step_speeds(meta: dict, seed: str, fields, device, steps: int) -> dict[str, float]:
     """ms per training step at OSRL's sizes on this GPU: OSRL's own ``train_one_step``, ours
     eager, ours replayed as a graph (one run alone)."""
-    from osrl.algorithms import BCQLTrainer
-
     from osrl_unlearn.fast.cuda_graphs import GraphedTraining, Source
 
     info = meta["seeds"][seed]
@@ -266,7 +276,7 @@ def step_speeds(meta: dict, seed: str, fields, device, steps: int) -> dict[str, 
         return [f.index_select(0, index) for f in fields]
 
     model = new_agent(meta["agent"], info["arguments"], 0, device)
-    osrl = BCQLTrainer(copy.deepcopy(model), None, device=device, **rates)
+    osrl = osrl_trainer(meta["agent"])(copy.deepcopy(model), None, device=device, **rates)
     graphed = GraphedTraining(meta["agent"], copy.deepcopy(model), [Source(fields, batch_size)],
                               seed=0, **rates)  # fmt: skip
     eager = GraphedTraining(meta["agent"], copy.deepcopy(model), [Source(fields, batch_size)],
@@ -281,14 +291,12 @@ def step_speeds(meta: dict, seed: str, fields, device, steps: int) -> dict[str, 
 def osrl_matches_ours(meta: dict, seed: str, fields, device, steps: int = 10) -> float:
     """Largest parameter difference between OSRL's ``train_one_step`` and our eager step on this
     device, from the same weights, batches and global seed (the tests' check, on the GPU)."""
-    from osrl.algorithms import BCQLTrainer
-
     from osrl_unlearn.fast import FastTrainer
 
     info = meta["seeds"][seed]
     model = new_agent(meta["agent"], info["arguments"], int(seed), device)
     twin = copy.deepcopy(model)
-    osrl = BCQLTrainer(model, None, device=device, **info["learning_rates"])
+    osrl = osrl_trainer(meta["agent"])(model, None, device=device, **info["learning_rates"])
     ours = FastTrainer(meta["agent"], twin, **info["learning_rates"])
     generator = torch.Generator(device=device).manual_seed(2)
     size = info["config"]["batch_size"]
@@ -365,16 +373,18 @@ def repair_run(variant: str, meta: dict, seed: str, data, poisoned: torch.nn.Mod
 def train(cfg: DeviceCellConfig) -> None:
     from osrl_unlearn.fast.cuda_graphs import GraphedTraining, Source
 
+    stage_start = time.perf_counter()
+    meta = json.loads((Path(cfg.cell) / "cell.json").read_text())
+    if "relabel+keep-constraint" in cfg.repair_variants and meta["agent"] == "cpq":
+        raise ConfigError("relabel+keep-constraint sets the PID multiplier's rows; CPQ has no "
+                          "PID Lagrangian: drop that variant")  # fmt: skip
     unknown = set(cfg.repair_variants) - set(REPAIR_VARIANTS)
     if unknown:
         raise ConfigError(f"unknown repair variants {sorted(unknown)}; expected some of "
                           f"{', '.join(REPAIR_VARIANTS)}")  # fmt: skip
-
-    stage_start = time.perf_counter()
     device = torch.device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = json.loads((Path(cfg.cell) / "cell.json").read_text())
     seeds = [s for s in map(str, cfg.seeds) if s in meta["seeds"]]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     report = {"config": asdict(cfg), "device": name,

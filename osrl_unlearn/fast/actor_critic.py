@@ -93,6 +93,14 @@ class ActorCriticStep:
             return torch.randn_like(x)
         return torch.randn(x.shape, device=x.device, generator=self.generator)
 
+    def gaussian(self, *shape: int) -> torch.Tensor:
+        """N(0, 1) noise of ``shape`` on the agent's device: drawn on the CPU from torch's global
+        generator (the draws the equivalence tests pin to OSRL's) and moved, or from
+        :attr:`generator`."""
+        if self.generator is None:
+            return torch.randn(shape).to(self.device)
+        return torch.randn(shape, device=self.device, generator=self.generator)
+
     def latent_noise(self, rows: int) -> torch.Tensor:
         """OSRL's VAE latent draw for ``rows`` states, on the agent's device."""
         return latent_noise(rows, self.model.latent_dim, self.device, self.generator)

@@ -137,7 +137,7 @@ class BEARLStep(TwinCriticStep):
 
     def target_actions(self, next_obs, draws):
         rows, act_dim = len(next_obs) // draws, self.model.action_dim
-        noise = torch.cat([torch.randn(rows, act_dim) for _ in range(draws)])
+        noise = torch.cat([self.gaussian(rows, act_dim) for _ in range(draws)])
         _, _, raw = squashed_gaussian(self.model.actor_old, next_obs, noise)
         return torch.tanh(raw)  # OSRL's BEARL targets are not scaled by max_action
 
@@ -148,11 +148,11 @@ class BEARLStep(TwinCriticStep):
         model = self.model
         batch, samples = obs.shape[0], model.num_samples_mmd_match
         with torch.no_grad():
-            z = torch.randn((batch, samples, model.latent_dim)).clamp(-0.5, 0.5)
+            z = self.gaussian(batch, samples, model.latent_dim).clamp(-0.5, 0.5)
             repeated = obs.unsqueeze(1).expand(-1, samples, -1)
             raw_data_actions = vae_decode_raw(model.vae, repeated, z)
         stacked = torch.repeat_interleave(obs, samples, 0)
-        noise = torch.randn(len(stacked), model.action_dim)
+        noise = self.gaussian(len(stacked), model.action_dim)
         _, _, raw = squashed_gaussian(model.actor, stacked, noise)
         raw_actor_actions = raw.view(batch, samples, model.action_dim)
         kernel = (

@@ -31,7 +31,7 @@ class CPQStep(ActorCriticStep):
 
     def _sampled_action(self, mu, std) -> torch.Tensor:
         """``_actor_forward(obs, False, True)``: tanh(mu + std * eps) * max_action."""
-        return torch.tanh(mu + std * torch.randn(mu.shape)) * self.model.max_action
+        return torch.tanh(mu + std * self.gaussian(*mu.shape)) * self.model.max_action
 
     @torch.no_grad()
     def bellman_backups(self, next_obs, rewards, costs, done) -> torch.Tensor:
@@ -59,11 +59,11 @@ class CPQStep(ActorCriticStep):
         model, samples = self.model, self.model.sample_action_num
         backups = self.bellman_backups(next_obs, rewards, costs, done)
         mu, std, _ = squashed_gaussian(model.actor, obs, None)
-        torch.randn(mu.shape)  # the action of actor(obs) that OSRL draws and does not use
-        ood_actions = (mu + std * torch.randn((samples, *mu.shape))).reshape(-1, model.action_dim)
+        self.gaussian(*mu.shape)  # the action of actor(obs) that OSRL draws and does not use
+        ood_actions = (mu + std * self.gaussian(samples, *mu.shape)).reshape(-1, model.action_dim)
         ood_obs = obs.repeat(samples, 1)
         ood_mean, ood_std = vae_encode(model.vae, ood_obs, ood_actions)
-        torch.randn(ood_std.shape)  # the VAE's latent noise on them (its decoding is unused)
+        self.gaussian(*ood_std.shape)  # the VAE's latent noise on them (its decoding is unused)
         qc_sampled = torch.amin(
             self.targets(
                 torch.cat([ood_obs, ood_actions], 1), heads=slice(self.reward_heads, None)
@@ -87,7 +87,7 @@ class CPQStep(ActorCriticStep):
         model.log_alpha -= model.alpha_lr * alpha * ood_gap
         model.log_alpha.clamp_(min=-5.0, max=5.0)
 
-        mu, std, raw = squashed_gaussian(model.actor, obs, torch.randn(len(obs), model.action_dim))
+        mu, std, raw = squashed_gaussian(model.actor, obs, self.gaussian(len(obs), model.action_dim))
         pi = torch.tanh(raw) * model.max_action
         q_pi, qc_pi = self.group_min(self.critics(torch.cat([obs, pi], 1), detached=True))
         actor_loss = -((qc_pi <= model.q_thres) * q_pi).mean()

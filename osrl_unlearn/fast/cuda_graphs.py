@@ -29,6 +29,9 @@ import torch.nn.functional as F
 from osrl_unlearn.fast import FastTrainer
 from osrl_unlearn.fast.actor_critic import Metrics
 
+CAPTURABLE = ("bcql", "bearl", "cpq")
+"""Agents whose step :class:`GraphedTraining` captures."""
+
 
 class InPlacePID:
     """OSRL's ``LagrangianPIDController`` with its state (last error, integral) kept in 0-d
@@ -82,9 +85,10 @@ class GraphedTraining:
     in order: e.g. keep rows, then relabelled forget rows), on CUDA as one replayed graph.
 
     Args:
-        agent: ``bcql``: the agent whose step draws every random number through the step's
-            generator and keeps no host-side state (BEAR-Lag counts its steps in Python and
-            draws its actor noise on the CPU, as do CPQ and COptiDICE: not yet captured).
+        agent: ``bcql``, ``bearl`` or ``cpq``: the agents whose step draws every random number
+            through the step's generator (COptiDICE's does not yet). BEAR-Lag's step counter
+            is kept up to date on the host; its policy update must have started
+            (``start_update_policy_step`` 0, OSRL's default), since a graph fixes the branch.
         model: the OSRL agent, on the device it trains on.
         sources: where each batch's rows come from.
         seed: seeds the run's own generator (batches and the step's draws).
@@ -96,9 +100,13 @@ class GraphedTraining:
 
     def __init__(self, agent: str, model: torch.nn.Module, sources: Sequence[Source],
                  seed: int, **learning_rates: float) -> None:  # fmt: skip
-        if agent != "bcql":
-            raise ValueError(f"{agent}'s step draws on the CPU or keeps host-side state; it cannot "
-                             "be captured yet (bcql can)")  # fmt: skip
+        if agent not in CAPTURABLE:
+            raise ValueError(f"{agent}'s step draws on the CPU; it cannot be captured yet "
+                             f"({', '.join(CAPTURABLE)} can)")  # fmt: skip
+        start = getattr(model, "start_update_policy_step", 0)
+        if start > getattr(model, "n_train_steps", 0) + self.WARMUP:
+            raise ValueError(f"BEAR-Lag's policy update starts at step {start}: a captured step "
+                             "would never start it; use start_update_policy_step=0")  # fmt: skip
         self.model = model
         if hasattr(model, "controller"):
             device = next(model.parameters()).device
@@ -138,6 +146,7 @@ class GraphedTraining:
                 self._eager_step()
         stream.synchronize()
         graph = torch.cuda.CUDAGraph()
+        counted = getattr(self.model, "n_train_steps", None)  # BEAR-Lag's counter: not a step
         try:
             graph.register_generator_state(self.generator)
             with torch.cuda.graph(graph, stream=stream):
@@ -146,6 +155,9 @@ class GraphedTraining:
             self.capture_error = f"{type(error).__name__}: {error}"
             self.stream = None
             return
+        finally:
+            if counted is not None:
+                self.model.n_train_steps = counted
         self.graph = graph
 
     def advance(self, steps: int) -> None:
@@ -171,6 +183,8 @@ class GraphedTraining:
             for _ in range(steps):
                 self.graph.replay()
         self.steps_done += steps
+        if hasattr(self.model, "n_train_steps"):
+            self.model.n_train_steps += steps
 
     def synchronize(self) -> None:
         if self.stream is not None:
@@ -182,4 +196,4 @@ class GraphedTraining:
         return {key: float(value) for key, value in self.metrics.items()}
 
 
-__all__ = ["GraphedTraining", "InPlacePID", "Source"]
+__all__ = ["CAPTURABLE", "GraphedTraining", "InPlacePID", "Source"]
