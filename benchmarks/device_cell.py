@@ -290,7 +290,9 @@ def step_speeds(meta: dict, seed: str, fields, device, steps: int) -> dict[str, 
 
 def osrl_matches_ours(meta: dict, seed: str, fields, device, steps: int = 10) -> float:
     """Largest parameter difference between OSRL's ``train_one_step`` and our eager step on this
-    device, from the same weights, batches and global seed (the tests' check, on the GPU)."""
+    device, from the same weights, batches and global seed (the tests' check, on the GPU). On a
+    GPU only BCQ-Lag's draws are the same in both (BEAR-Lag's and CPQ's actor samples come from
+    the GPU's generator in OSRL, from the CPU's in ours), so only its figure measures rounding."""
     from osrl_unlearn.fast import FastTrainer
 
     info = meta["seeds"][seed]

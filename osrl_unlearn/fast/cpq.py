@@ -87,7 +87,9 @@ class CPQStep(ActorCriticStep):
         model.log_alpha -= model.alpha_lr * alpha * ood_gap
         model.log_alpha.clamp_(min=-5.0, max=5.0)
 
-        mu, std, raw = squashed_gaussian(model.actor, obs, self.gaussian(len(obs), model.action_dim))
+        mu, std, raw = squashed_gaussian(
+            model.actor, obs, self.gaussian(len(obs), model.action_dim)
+        )
         pi = torch.tanh(raw) * model.max_action
         q_pi, qc_pi = self.group_min(self.critics(torch.cat([obs, pi], 1), detached=True))
         actor_loss = -((qc_pi <= model.q_thres) * q_pi).mean()
