@@ -13,7 +13,6 @@ from osrl_unlearn.fast.networks import (
     FusedAdam,
     StackedMLP,
     flatten_modules,
-    latent_noise,
     soft_update,
     vae_decode,
     vae_encode,
@@ -102,8 +101,9 @@ class ActorCriticStep:
         return torch.randn(shape, device=self.device, generator=self.generator)
 
     def latent_noise(self, rows: int) -> torch.Tensor:
-        """OSRL's VAE latent draw for ``rows`` states, on the agent's device."""
-        return latent_noise(rows, self.model.latent_dim, self.device, self.generator)
+        """OSRL's VAE latent draw for ``rows`` states (``networks.latent_noise``), on the agent's
+        device, drawn as :meth:`gaussian` draws."""
+        return self.gaussian(rows, self.model.latent_dim).clamp(-0.5, 0.5)
 
     @staticmethod
     def optimise(optim: FusedAdam, loss: torch.Tensor) -> None:

@@ -35,8 +35,8 @@ _FUSED = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_li
 def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
           relu: bool = False) -> torch.Tensor:  # fmt: skip
     """``F.linear(x, weight, bias)``, then ReLU when ``relu``. On the CPU, outside autograd and
-    with at least ``FUSED_ELEMENTS`` outputs, one oneDNN matmul with bias and ReLU fused into it (the same
-    values to float32 rounding; ``tests/fast/test_networks.py``)."""
+    with at least ``FUSED_ELEMENTS`` outputs, one oneDNN matmul with bias and ReLU fused into it
+    (the same values to float32 rounding; ``tests/fast/test_networks.py``)."""
     if (_FUSED and x.is_cpu and not torch.is_grad_enabled()
             and x.numel() // x.shape[-1] * weight.shape[0] >= FUSED_ELEMENTS):  # fmt: skip
         rows = x.reshape(-1, x.shape[-1])
@@ -89,18 +89,10 @@ def vae_decode(vae: nn.Module, obs: torch.Tensor, z: torch.Tensor) -> torch.Tens
     return vae.act_lim * torch.tanh(vae_decode_raw(vae, obs, z))
 
 
-def latent_noise(rows: int, latent_dim: int, device: torch.device | str | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
-    """The latent OSRL's ``VAE.decode(obs)`` draws when given none: N(0, 1) clamped to ±0.5, on
-    ``device``. Drawn as OSRL draws it, from torch's global CPU generator and then moved (same
-    draws, same order, on any device), or from ``generator`` on its own device (what a CUDA
-    graph can capture: :mod:`osrl_unlearn.fast.cuda_graphs`)."""
-    if generator is None:
-        z = torch.randn((rows, latent_dim))
-    else:
-        z = torch.randn((rows, latent_dim), device=generator.device, generator=generator)
-    z = z.clamp(-0.5, 0.5)
-    return z if device is None else z.to(device)
+def latent_noise(rows: int, latent_dim: int) -> torch.Tensor:
+    """The latent OSRL's ``VAE.decode(obs)`` draws when given none: N(0, 1) clamped to ±0.5, from
+    torch's global generator (same draws, same order as OSRL)."""
+    return torch.randn((rows, latent_dim)).clamp(-0.5, 0.5)
 
 
 def squashed_gaussian(
