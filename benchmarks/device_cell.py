@@ -42,6 +42,7 @@ import torch
 
 from osrl_unlearn.errors import ConfigError
 from osrl_unlearn.fast.cuda_graphs import CAPTURABLE
+from osrl_unlearn.trainers import osrl_trainer
 
 POLICY_PARTS = ("actor.", "vae.")
 """What a policy acts with (BCQ-Lag's actor perturbs the VAE's decoded actions)."""
@@ -208,18 +209,13 @@ def load_fields(path: Path, device) -> tuple[tuple[torch.Tensor, ...], np.ndarra
 
 
 def new_agent(agent: str, arguments: dict, seed: int, device) -> torch.nn.Module:
-    import osrl.algorithms as algorithms
+    """OSRL's own class of ``agent`` (our subclasses need the whole stack, absent there)."""
+    from osrl_unlearn.stack import import_osrl_algorithms
+    from osrl_unlearn.trainers import OSRL_PREFIX
 
-    classes = {"bcql": algorithms.BCQL, "bearl": algorithms.BEARL, "cpq": algorithms.CPQ}
+    cls = getattr(import_osrl_algorithms(), OSRL_PREFIX[agent])
     torch.manual_seed(seed)  # as training builds the agent (its layers made on the CPU, then moved)
-    return classes[agent](device=str(device), **arguments).to(device)
-
-
-def osrl_trainer(agent: str) -> type:
-    import osrl.algorithms as algorithms
-
-    return {"bcql": algorithms.BCQLTrainer, "bearl": algorithms.BEARLTrainer,
-            "cpq": algorithms.CPQTrainer}[agent]  # fmt: skip
+    return cls(device=str(device), **arguments).to(device)
 
 
 def policy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -276,7 +272,7 @@ def step_speeds(meta: dict, seed: str, fields, device, steps: int) -> dict[str, 
         return [f.index_select(0, index) for f in fields]
 
     model = new_agent(meta["agent"], info["arguments"], 0, device)
-    osrl = osrl_trainer(meta["agent"])(copy.deepcopy(model), None, device=device, **rates)
+    osrl = osrl_trainer(meta["agent"], copy.deepcopy(model), **rates)
     graphed = GraphedTraining(meta["agent"], copy.deepcopy(model), [Source(fields, batch_size)],
                               seed=0, **rates)  # fmt: skip
     eager = GraphedTraining(meta["agent"], copy.deepcopy(model), [Source(fields, batch_size)],
@@ -298,7 +294,7 @@ def osrl_matches_ours(meta: dict, seed: str, fields, device, steps: int = 10) ->
     info = meta["seeds"][seed]
     model = new_agent(meta["agent"], info["arguments"], int(seed), device)
     twin = copy.deepcopy(model)
-    osrl = osrl_trainer(meta["agent"])(model, None, device=device, **info["learning_rates"])
+    osrl = osrl_trainer(meta["agent"], model, **info["learning_rates"])
     ours = FastTrainer(meta["agent"], twin, **info["learning_rates"])
     generator = torch.Generator(device=device).manual_seed(2)
     size = info["config"]["batch_size"]
