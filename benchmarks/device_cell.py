@@ -105,6 +105,7 @@ class DeviceCellConfig:
 
 def prepare(cfg: DeviceCellConfig) -> None:
     from osrl_unlearn.agents.checkpoint import agent_arguments, build_agent
+    from osrl_unlearn.benchmark.grid import keep_is_clean
     from osrl_unlearn.benchmark.provenance import file_hash
     from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5, unlearning_samplers
     from osrl_unlearn.osrl_configs import trainer_learning_rates
@@ -154,13 +155,6 @@ def prepare(cfg: DeviceCellConfig) -> None:
     make_site(cell.parent / "site")
     size = sum(p.stat().st_size for p in cell.parent.rglob("*") if p.is_file())
     print(f"prepared {cell} ({size / 2**20:.1f} MiB with the site packages)")
-
-
-def keep_is_clean(clean, poisoned) -> bool:
-    """Whether the poisoned file's keep rows are the clean file (injected attacks): then
-    retraining on the keep data is training on the clean data."""
-    keep, _ = poisoned.split()
-    return keep.content_hash() == clean.content_hash()
 
 
 def checksum(model: torch.nn.Module) -> float:

@@ -390,10 +390,17 @@ def retrained_run(job: Job, poisoned) -> Optional[Path]:
     from osrl_unlearn.training import cached_run
 
     clean = read_hdf5(job.clean_path)
-    keep, _ = poisoned.split()
-    if keep.content_hash() != clean.content_hash():  # the hash that keys the cached run too
+    if not keep_is_clean(clean, poisoned):
         return None
     return cached_run(clean, job.settings, job.cache, show_progress=False)
+
+
+def keep_is_clean(clean, poisoned) -> bool:
+    """Whether ``poisoned``'s keep rows are the ``clean`` file, row for row (injected attacks):
+    then retraining on the keep data is training on the clean data. Compared by the content hash
+    that keys a cached run too."""
+    keep, _ = poisoned.split()
+    return keep.content_hash() == clean.content_hash()
 
 
 def dataset_config(profile_name: str, task: str):
