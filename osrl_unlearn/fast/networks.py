@@ -256,7 +256,7 @@ class StackedMLP:
         count, rows = self.heads, x.shape[0]
         widest = max(w.shape[1] for w in self.weights)
         if x.is_cpu and count * rows * widest > BATCHED_ELEMENTS:
-            loss_of(self(x)).backward()
+            self._fit_head_by_head(x, loss_of)
             return
         last = len(self.weights) - 1
         with torch.no_grad():
@@ -278,6 +278,35 @@ class StackedMLP:
                     grad = torch.ops.aten.threshold_backward(
                         torch.bmm(grad, self.weights[i]), inputs[i], 0
                     )
+
+    def _fit_head_by_head(self, x: torch.Tensor, loss_of) -> None:
+        """:meth:`fit` for large activations: each head forward and back on its own (in cache),
+        the backward by hand straight into each head's slice of the gradient buffer (autograd
+        would widen every head's gradient to the whole stack, a zero-filled copy per head)."""
+        last = len(self.weights) - 1
+        inputs, outputs = [], []
+        with torch.no_grad():
+            for e in range(self.heads):
+                h, seen = x, []
+                for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+                    seen.append(h)
+                    h = torch.addmm(b[e], h, w[e].t())
+                    if i < last:
+                        h = h.relu_()
+                inputs.append(seen)
+                outputs.append(h.squeeze(-1))
+        q = torch.stack(outputs).requires_grad_()
+        loss_of(q).backward()
+        with torch.no_grad():
+            for e in range(self.heads):
+                grad = q.grad[e].unsqueeze(-1)
+                for i in range(last, -1, -1):
+                    torch.mm(grad.t(), inputs[e][i], out=self.weights[i].grad[e])
+                    torch.sum(grad, 0, keepdim=True, out=self.biases[i].grad[e])
+                    if i > 0:  # through layer i and the ReLU before it (its output is inputs[i])
+                        weight = self.weights[i][e]
+                        through = grad * weight if weight.shape[0] == 1 else grad @ weight
+                        grad = torch.ops.aten.threshold_backward(through, inputs[e][i], 0)
 
 
 BATCHED_ELEMENTS = 1 << 19

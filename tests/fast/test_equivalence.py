@@ -61,10 +61,12 @@ def extra_state(model):
     ("learning_rate", "head_by_head"), [(None, False), (1e-3, False), (1e-3, True)]
 )
 def test_fast_step_matches_osrl_train_one_step(name, learning_rate, head_by_head, monkeypatch):
-    if head_by_head:  # the path OSRL-sized activations take (heads one by one, in cache; no-grad
-        # layers as fused oneDNN calls)
+    if head_by_head:  # the path OSRL-sized activations take (heads one by one, in cache, their
+        # gradients by hand; no-grad layers as fused oneDNN calls; the target pass in blocks of
+        # states, here 3 states of 10 samples, so the last block is short)
         monkeypatch.setattr("osrl_unlearn.fast.networks.BATCHED_ELEMENTS", 0)
         monkeypatch.setattr("osrl_unlearn.fast.networks.FUSED_ELEMENTS", 0)
+        monkeypatch.setattr("osrl_unlearn.fast.bcql.TARGET_PASS_ROWS", 30)
     # BEAR-Lag: start its Q-term within the run, so both phases of its actor loss are compared
     osrl_model, fast_model, batches = twin_agents(name, start_update_policy_step=10)
     recorder = Recorder()
