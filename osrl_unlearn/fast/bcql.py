@@ -23,7 +23,6 @@ from osrl_unlearn.fast.networks import (
     vae_decode_raw,
 )
 
-
 TARGET_PASS_ROWS = 2560
 """Sampled next actions per critic that one pass of the target networks takes on the CPU. At
 OSRL's sizes (512 states x 10 samples x 2 critics) one pass over all of them holds 16 MB
