@@ -26,6 +26,7 @@ from osrl_unlearn.agents.checkpoint import load_agent
 from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import BatchSampler, layout_for, read_hdf5
 from osrl_unlearn.evaluation import evaluate
+from osrl_unlearn.fast.updates import Update, apply_update
 from osrl_unlearn.losses import vae_loss
 from osrl_unlearn.report import markdown_table
 from osrl_unlearn.unlearn.loop import reinitialise
@@ -66,9 +67,7 @@ def relearn_vae(agent, keep, cfg: AnatomyConfig) -> float:
     for obs, _, actions, *_ in sampler.batches(cfg.vae_steps):
         recon, mean, std = agent.vae(obs, actions)
         loss = vae_loss(recon, actions, mean, std, agent.beta)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        apply_update(Update(loss, (optimizer,)))
     return loss.item()
 
 

@@ -10,6 +10,7 @@ import torch
 
 from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.fast import learning_rates
+from osrl_unlearn.fast.updates import Updates
 from osrl_unlearn.osrl_configs import trainer_learning_rates
 from osrl_unlearn.stack import import_osrl_algorithms
 
@@ -41,6 +42,12 @@ class _OSRLSteps:
         self.trainer.train_one_step(batch) if self.single_batch else self.trainer.train_one_step(
             *batch
         )
+
+    def updates(self, *batch: torch.Tensor) -> Updates[None]:
+        """The step as the loop runs steps (:mod:`osrl_unlearn.fast.updates`): OSRL's code
+        applies its own updates, so there are none to yield."""
+        self.train_one_step(*batch)
+        yield from ()
 
 
 def make_trainer(trainer: str, agent: str, model, logger=None, learning_rate: float | None = None):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from osrl_unlearn.fast.coptidice import COptiDICEStep, normal_log_prob
 from osrl_unlearn.fast.networks import squashed_gaussian
+from osrl_unlearn.fast.updates import Update, Updates
 from osrl_unlearn.stack import import_osrl_algorithms
 from osrl_unlearn.unlearn.config import SafeRuleConfig
 from osrl_unlearn.unlearn.loop import Batch, UnlearningContext, UnlearningMixin
@@ -48,9 +49,9 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
 
     def _critic_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
-    ) -> dict[str, float]:
+    ) -> Updates[dict[str, float]]:
         obs, next_obs, _, rewards, costs, done, is_init = keep
-        metrics = self._fast.dual_update(obs, next_obs, rewards, costs, done, is_init)
+        metrics = yield from self._fast.dual_update(obs, next_obs, rewards, costs, done, is_init)
         names = {"loss/nu_loss": "unlearn/nu_loss", "loss/chi_loss": "unlearn/chi_loss",
                  "loss/lmbda": "unlearn/lmbda"}  # fmt: skip
         values = torch.stack([metrics[k].reshape(()) for k in names]).tolist()
@@ -58,7 +59,7 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
 
     def _actor_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
-    ) -> tuple[dict[str, float], torch.Tensor]:
+    ) -> Updates[tuple[dict[str, float], torch.Tensor]]:
         cfg = ctx.config
         obs_k, next_k, act_k, rew_k, cost_k, done_k = keep[:6]
         obs_f, next_f, act_f, rew_f, cost_f, done_f = forget[:6]
@@ -87,9 +88,7 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
         floor = FORGET_LOGP_FLOOR_PER_DIM * self.action_dim
         forget_loss = (forget_weight * F.softplus(logp_forget - floor)).mean()
         loss = keep_loss if ctx.converging else keep_loss + ctx.beta * forget_loss
-        self._fast.actor_optim.zero_grad()
-        loss.backward()
-        self._fast.actor_optim.step()
+        yield Update(loss, (self._fast.actor_optim,))
         values = torch.stack(
             [
                 keep_loss.detach(),

@@ -15,6 +15,7 @@ import torch
 
 from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.fast.bcql import Metrics
+from osrl_unlearn.fast.updates import Updates, run_updates
 
 TRAINERS = ("fast", "osrl")
 """Which training step trains an agent: ours (``fast``) or OSRL's own trainer (``osrl``)."""
@@ -49,9 +50,13 @@ class FastTrainer:
     def train_one_step(self, *batch: torch.Tensor) -> Metrics:
         """One step on a batch in the agent's OSRL layout (COptiDICE's as one tuple, as OSRL's
         trainer takes it, or unpacked); returns OSRL's metrics as 0-d tensors."""
+        return run_updates(self.updates(*batch))
+
+    def updates(self, *batch: torch.Tensor) -> Updates[Metrics]:
+        """:meth:`train_one_step` as the updates it makes (:mod:`.updates`)."""
         if len(batch) == 1:
             batch = tuple(batch[0])
-        metrics = self._step(*batch)
+        metrics = yield from self._step.updates(*batch)
         if self.logger is not None:  # one host transfer for all values
             values = torch.stack([v.detach().reshape(()) for v in metrics.values()]).tolist()
             self.logger.store(**dict(zip(metrics, values, strict=True)))

@@ -17,6 +17,7 @@ from osrl_unlearn.fast.networks import (
     vae_decode,
     vae_encode,
 )
+from osrl_unlearn.fast.updates import Update, Updates, run_updates
 from osrl_unlearn.losses import vae_loss
 
 Metrics = dict[str, torch.Tensor]
@@ -24,6 +25,9 @@ Metrics = dict[str, torch.Tensor]
 
 class ActorCriticStep:
     """Optimizers and shared updates of an OSRL actor-critic agent with a behaviour VAE.
+
+    A step is :meth:`updates` (a generator of :class:`~osrl_unlearn.fast.updates.Update`, see
+    :mod:`osrl_unlearn.fast.updates`); calling the step object runs it.
 
     Args:
         model: the OSRL agent (its parameters become views of the flat groups built here).
@@ -53,6 +57,15 @@ class ActorCriticStep:
         generators, latents drawn on the CPU as OSRL draws them); a generator on the agent's
         device for a step captured in a CUDA graph (:mod:`osrl_unlearn.fast.cuda_graphs`)."""
 
+    def updates(self, *batch: torch.Tensor) -> Updates[Metrics]:
+        """One OSRL ``train_one_step`` as the updates it makes; returns its logged values as 0-d
+        tensors (no host sync)."""
+        raise NotImplementedError
+
+    def __call__(self, *batch: torch.Tensor) -> Metrics:
+        """Runs :meth:`updates` on ``batch``."""
+        return run_updates(self.updates(*batch))
+
     def group_min(self, q: torch.Tensor) -> torch.Tensor:
         """(E, N) head values -> (2, N): the minimum over the reward heads, over the cost heads."""
         if self.same_sizes:
@@ -60,16 +73,18 @@ class ActorCriticStep:
         r = self.reward_heads
         return torch.stack([torch.amin(q[:r], 0), torch.amin(q[r:], 0)])
 
-    def vae_update(self, obs: torch.Tensor, actions: torch.Tensor) -> Metrics:
+    def vae_update(self, obs: torch.Tensor, actions: torch.Tensor) -> Updates[Metrics]:
         """OSRL's ``vae_loss`` step (one latent draw)."""
         vae = self.model.vae
         mean, std = vae_encode(vae, obs, actions)
         recon = vae_decode(vae, obs, mean + std * self.gaussian_like(std))
         loss = vae_loss(recon, actions, mean, std, self.model.beta)
-        self.optimise(self.vae_optim, loss)
+        yield Update(loss, (self.vae_optim,))
         return {"loss/loss_vae": loss.detach()}
 
-    def fit_critics(self, obs, actions, backups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fit_critics(
+        self, obs, actions, backups: torch.Tensor
+    ) -> Updates[tuple[torch.Tensor, torch.Tensor]]:
         """One step of every critic head towards its group's backup, ``backups`` (2, B) holding
         the reward and the cost backup (OSRL's summed MSE per critic; the two critics touch
         disjoint parameters, so one backward serves both). Returns both losses."""
@@ -82,8 +97,7 @@ class ActorCriticStep:
             losses["cost"] = per_head[self.reward_heads :].sum()
             return losses["reward"] + losses["cost"]
 
-        self.critics.fit(torch.cat([obs, actions], 1), loss_of)
-        self.critic_optim.step()
+        yield Update(self.critics.loss(torch.cat([obs, actions], 1), loss_of), (self.critic_optim,))
         return losses["reward"].detach(), losses["cost"].detach()
 
     def gaussian_like(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,12 +118,6 @@ class ActorCriticStep:
         """OSRL's VAE latent draw for ``rows`` states (``networks.latent_noise``), on the agent's
         device, drawn as :meth:`gaussian` draws."""
         return self.gaussian(rows, self.model.latent_dim).clamp(-0.5, 0.5)
-
-    @staticmethod
-    def optimise(optim: FusedAdam, loss: torch.Tensor) -> None:
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
 
     def sync_targets(self) -> None:
         """OSRL's ``sync_weight``: soft updates of the target critics and the target actor."""

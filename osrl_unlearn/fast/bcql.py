@@ -22,6 +22,7 @@ from osrl_unlearn.fast.networks import (
     vae_decode,
     vae_decode_raw,
 )
+from osrl_unlearn.fast.updates import Update, Updates
 
 TARGET_PASS_ROWS = 2560
 """Sampled next actions per critic that one pass of the target networks takes on the CPU. At
@@ -58,7 +59,7 @@ class TwinCriticStep(ActorCriticStep):
         """Target actions for the rows of ``next_obs`` from their rows of :meth:`target_noise`."""
         raise NotImplementedError
 
-    def actor_update(self, obs: torch.Tensor) -> Metrics:
+    def actor_update(self, obs: torch.Tensor) -> Updates[Metrics]:
         raise NotImplementedError
 
     def twin_minima(self, q: torch.Tensor) -> torch.Tensor:
@@ -115,13 +116,12 @@ class TwinCriticStep(ActorCriticStep):
             multiplier = self.model.controller.control(seen).detach()
         return ((qc - self.model.qc_thres) * multiplier).mean(), multiplier
 
-    def __call__(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:
-        """One OSRL ``train_one_step``; returns its logged values as 0-d tensors (no host sync)."""
-        metrics = self.vae_update(obs, actions)
+    def updates(self, obs, next_obs, actions, rewards, costs, done) -> Updates[Metrics]:
+        metrics = yield from self.vae_update(obs, actions)
         backups = self.bellman_backups(next_obs, rewards, costs, done)
-        reward_loss, cost_loss = self.fit_critics(obs, actions, backups)
+        reward_loss, cost_loss = yield from self.fit_critics(obs, actions, backups)
         metrics.update({"loss/critic_loss": reward_loss, "loss/cost_critic_loss": cost_loss})
-        metrics.update(self.actor_update(obs))
+        metrics.update((yield from self.actor_update(obs)))
         self.sync_targets()
         return metrics
 
@@ -150,7 +150,7 @@ class BCQLStep(TwinCriticStep):
         q, qc = self.policy_values(obs, actions)
         penalty, multiplier = self.lagrangian_penalty(qc)
         loss = -q.mean() + penalty
-        self.optimise(self.actor_optim, loss)
+        yield Update(loss, (self.actor_optim,))
         return {"loss/actor_loss": loss.detach(), "loss/qc_penalty": penalty.detach(),
                 "loss/lagrangian": multiplier}  # fmt: skip
 
@@ -202,7 +202,7 @@ class BEARLStep(TwinCriticStep):
         else:
             loss = (alpha * (mmd - model.target_mmd_thresh)).mean()
         loss = loss + penalty
-        self.optimise(self.actor_optim, loss)
+        yield Update(loss, (self.actor_optim,))
         with torch.no_grad():
             model.log_alpha += model.alpha_lr * alpha * (mmd - model.target_mmd_thresh).mean()
             model.log_alpha.clamp_(min=-5.0, max=5.0)

@@ -23,6 +23,7 @@ from osrl_unlearn.fast.networks import (
     flatten_modules,
     squashed_gaussian,
 )
+from osrl_unlearn.fast.updates import Update, Updates, run_updates
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
@@ -58,13 +59,18 @@ class COptiDICEStep:
         with torch.no_grad():
             return torch.amin(self.values(obs, heads=slice(0, self.nu_heads)), 0)
 
-    def __call__(self, obs, next_obs, actions, rewards, costs, done, is_init) -> Metrics:
-        """One OSRL ``update(batch)``; returns its logged values as 0-d tensors."""
-        metrics = self.dual_update(obs, next_obs, rewards, costs, done, is_init)
-        metrics.update(self.actor_update(obs, next_obs, actions, rewards, costs, done))
+    def __call__(self, *batch: torch.Tensor) -> Metrics:
+        """Runs :meth:`updates` on ``batch``."""
+        return run_updates(self.updates(*batch))
+
+    def updates(self, obs, next_obs, actions, rewards, costs, done, is_init) -> Updates[Metrics]:
+        """One OSRL ``update(batch)`` as the updates it makes; returns its logged values as 0-d
+        tensors."""
+        metrics = yield from self.dual_update(obs, next_obs, rewards, costs, done, is_init)
+        metrics.update((yield from self.actor_update(obs, next_obs, actions, rewards, costs, done)))
         return metrics
 
-    def dual_update(self, obs, next_obs, rewards, costs, done, is_init) -> Metrics:
+    def dual_update(self, obs, next_obs, rewards, costs, done, is_init) -> Updates[Metrics]:
         """The nu, chi, lambda and tau updates of OSRL's ``update``."""
         model = self.model
         batch = obs.shape[0]
@@ -106,14 +112,12 @@ class COptiDICEStep:
                         "loss/lmbda_loss": lmbda_loss})  # fmt: skip
             return chi_loss + nu_loss + tau_loss.sum() + lmbda_loss.sum()
 
-        self.scalar_optim.zero_grad()
-        self.values.fit(torch.cat([obs, next_obs]), loss_of)
-        self.critic_optim.step()
-        self.scalar_optim.step()
+        loss = self.values.loss(torch.cat([obs, next_obs]), loss_of)
+        yield Update(loss, (self.critic_optim, self.scalar_optim))
         out.update({"loss/tau": model._tau, "loss/lmbda": model._lmbda})
         return {key: value.detach() for key, value in out.items()}
 
-    def actor_update(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:
+    def actor_update(self, obs, next_obs, actions, rewards, costs, done) -> Updates[Metrics]:
         """OSRL's policy extraction: behaviour cloning weighted by w(s, a) under the updated nu."""
         model = self.model
         batch = obs.shape[0]
@@ -126,7 +130,5 @@ class COptiDICEStep:
             _, w_new = self.optimal_w(nu[:batch], nu[batch:], rewards, costs, done)
         log_prob = normal_log_prob(actions + act_eps, mu, std).sum(-1)
         actor_loss = -(w_new * log_prob).mean()
-        self.actor_optim.zero_grad()
-        actor_loss.backward()
-        self.actor_optim.step()
+        yield Update(actor_loss, (self.actor_optim,))
         return {"loss/actor_loss": actor_loss.detach()}

@@ -13,6 +13,7 @@ import torch
 
 from osrl_unlearn.fast.actor_critic import ActorCriticStep, Metrics
 from osrl_unlearn.fast.networks import squashed_gaussian, vae_encode
+from osrl_unlearn.fast.updates import Update, Updates
 
 
 class CPQStep(ActorCriticStep):
@@ -75,12 +76,11 @@ class CPQStep(ActorCriticStep):
         qc_ood = ((kl >= torch.quantile(kl, 0.75)) * qc_sampled.reshape(kl.shape)).mean(0)
         return backups, qc_ood
 
-    def __call__(self, obs, next_obs, actions, rewards, costs, done) -> Metrics:
-        """One OSRL ``train_one_step``; returns its logged values as 0-d tensors."""
+    def updates(self, obs, next_obs, actions, rewards, costs, done) -> Updates[Metrics]:
         model = self.model
-        metrics = self.vae_update(obs, actions)
+        metrics = yield from self.vae_update(obs, actions)
         backups, qc_ood = self.backups(obs, next_obs, rewards, costs, done)
-        critic_loss, cost_fit = self.fit_critics(obs, actions, backups)
+        critic_loss, cost_fit = yield from self.fit_critics(obs, actions, backups)
         alpha = model.log_alpha.exp()
         ood_gap = qc_ood.mean() - model.qc_thres
         cost_critic_loss = cost_fit - alpha * ood_gap  # a constant in the gradient
@@ -93,7 +93,7 @@ class CPQStep(ActorCriticStep):
         pi = torch.tanh(raw) * model.max_action
         q_pi, qc_pi = self.group_min(self.critics(torch.cat([obs, pi], 1), detached=True))
         actor_loss = -((qc_pi <= model.q_thres) * q_pi).mean()
-        self.optimise(self.actor_optim, actor_loss)
+        yield Update(actor_loss, (self.actor_optim,))
         self.sync_targets()
         return {**metrics, "loss/critic_loss": critic_loss, "loss/cost_critic_loss": cost_critic_loss,
                 "loss/alpha_value": model.log_alpha.exp(), "loss/actor_loss": actor_loss.detach()}  # fmt: skip

@@ -243,34 +243,50 @@ class StackedMLP:
                 x = F.relu(x)
         return x.squeeze(-1)
 
-    def fit(self, x: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        """Gradient of ``loss_of(q)`` with respect to every stacked weight, into ``flat.grad``,
-        where q (E, N) is every head on the shared input ``x`` (N, in).
+    def loss(
+        self, x: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """``loss_of(q)``, where q (E, N) is every head on the shared input ``x`` (N, in), with a
+        backward written by hand for the heads: it writes (not adds) every stacked weight's
+        gradient into ``flat.grad``, instead of autograd's graph of the same operations (the
+        gradients are the same). ``loss_of`` may involve other leaves; they get their gradients
+        as usual. One such loss per backward."""
+        return loss_of(_HeadsByHand.apply(self.weights[0], self, x))
 
-        ``loss_of`` may involve other leaves (they get their gradients as usual). Where the heads
-        run batched, the backward through the MLP is written by hand (three batched matmuls, a
-        sum and a ReLU mask per layer) instead of autograd's graph of the same operations; the
-        gradients are the same.
-        """
-        self.flat.zero_grad()
+    def _forward_saving(self, x: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """(E, N) head values and, per head group, every layer's input (for the backward): the
+        heads batched, or one by one (each in cache) where activations are large on the CPU."""
         count, rows = self.heads, x.shape[0]
         widest = max(w.shape[1] for w in self.weights)
-        if x.is_cpu and count * rows * widest > BATCHED_ELEMENTS:
-            self._fit_head_by_head(x, loss_of)
-            return
         last = len(self.weights) - 1
-        with torch.no_grad():
-            inputs = [x.unsqueeze(0).expand(count, -1, -1)]
-            h = inputs[0]
-            for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-                h = torch.baddbmm(b, h, w.transpose(1, 2))
-                if i < last:
-                    h = F.relu(h)
+        if x.is_cpu and count * rows * widest > BATCHED_ELEMENTS:
+            saved, outputs = [], []
+            for e in range(count):
+                h, inputs = x, []
+                for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
                     inputs.append(h)
-        q = h.squeeze(-1).requires_grad_()
-        loss_of(q).backward()
-        with torch.no_grad():
-            grad = q.grad.unsqueeze(-1)
+                    h = torch.addmm(b[e], h, w[e].t())
+                    if i < last:
+                        h = h.relu_()
+                saved.append(inputs)
+                outputs.append(h.squeeze(-1))
+            return torch.stack(outputs), saved
+        inputs = [x.unsqueeze(0).expand(count, -1, -1)]
+        h = inputs[0]
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.baddbmm(b, h, w.transpose(1, 2))
+            if i < last:
+                h = F.relu(h)
+                inputs.append(h)
+        return h.squeeze(-1), [inputs]
+
+    def _backward_by_hand(self, grad_q: torch.Tensor, saved: list[list[torch.Tensor]]) -> None:
+        """The gradients of every stacked weight from the heads' output gradient (E, N), into
+        ``flat.grad``: per layer a product for the weight, a sum for the bias, and a product and
+        the ReLU's mask for the layer below."""
+        last = len(self.weights) - 1
+        if len(saved) == 1:  # the heads batched
+            inputs, grad = saved[0], grad_q.unsqueeze(-1)
             for i in range(last, -1, -1):
                 torch.bmm(grad.transpose(1, 2), inputs[i], out=self.weights[i].grad)
                 torch.sum(grad, 1, keepdim=True, out=self.biases[i].grad)
@@ -278,35 +294,35 @@ class StackedMLP:
                     grad = torch.ops.aten.threshold_backward(
                         torch.bmm(grad, self.weights[i]), inputs[i], 0
                     )
+            return
+        for e, inputs in enumerate(saved):  # head by head, each gradient into its own slice
+            grad = grad_q[e].unsqueeze(-1)
+            for i in range(last, -1, -1):
+                torch.mm(grad.t(), inputs[i], out=self.weights[i].grad[e])
+                torch.sum(grad, 0, keepdim=True, out=self.biases[i].grad[e])
+                if i > 0:
+                    weight = self.weights[i][e]
+                    through = grad * weight if weight.shape[0] == 1 else grad @ weight
+                    grad = torch.ops.aten.threshold_backward(through, inputs[i], 0)
 
-    def _fit_head_by_head(self, x: torch.Tensor, loss_of) -> None:
-        """:meth:`fit` for large activations: each head forward and back on its own (in cache),
-        the backward by hand straight into each head's slice of the gradient buffer (autograd
-        would widen every head's gradient to the whole stack, a zero-filled copy per head)."""
-        last = len(self.weights) - 1
-        inputs, outputs = [], []
-        with torch.no_grad():
-            for e in range(self.heads):
-                h, seen = x, []
-                for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-                    seen.append(h)
-                    h = torch.addmm(b[e], h, w[e].t())
-                    if i < last:
-                        h = h.relu_()
-                inputs.append(seen)
-                outputs.append(h.squeeze(-1))
-        q = torch.stack(outputs).requires_grad_()
-        loss_of(q).backward()
-        with torch.no_grad():
-            for e in range(self.heads):
-                grad = q.grad[e].unsqueeze(-1)
-                for i in range(last, -1, -1):
-                    torch.mm(grad.t(), inputs[e][i], out=self.weights[i].grad[e])
-                    torch.sum(grad, 0, keepdim=True, out=self.biases[i].grad[e])
-                    if i > 0:  # through layer i and the ReLU before it (its output is inputs[i])
-                        weight = self.weights[i][e]
-                        through = grad * weight if weight.shape[0] == 1 else grad @ weight
-                        grad = torch.ops.aten.threshold_backward(through, inputs[e][i], 0)
+
+class _HeadsByHand(torch.autograd.Function):
+    """:meth:`StackedMLP.loss`'s heads: a forward that saves each layer's input, a backward by
+    hand. ``anchor`` (a stacked weight) only makes the output require a gradient; the backward
+    returns none for it and writes every weight's gradient itself (autograd would widen each
+    head's gradient to the whole stack: a zero-filled copy per head and layer)."""
+
+    @staticmethod
+    def forward(ctx, anchor: torch.Tensor, mlp: StackedMLP, x: torch.Tensor) -> torch.Tensor:
+        q, ctx.saved = mlp._forward_saving(x)
+        ctx.mlp = mlp
+        return q
+
+    @staticmethod
+    def backward(ctx, grad_q: torch.Tensor):
+        ctx.mlp._backward_by_hand(grad_q, ctx.saved)
+        ctx.saved = None
+        return None, None, None
 
 
 BATCHED_ELEMENTS = 1 << 19

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from osrl_unlearn.fast.updates import Update, Updates
 from osrl_unlearn.losses import (
     actor_forget_loss,
     actor_keep_loss,
@@ -70,16 +71,17 @@ class ActorCriticUnlearning(UnlearningMixin):
         self._fast = self._fast_step(config)
         return float(self.qc_thres)
 
-    def _behaviour_step(self, keep: Batch) -> dict[str, float]:
+    def _behaviour_step(self, keep: Batch) -> Updates[dict[str, float]]:
         """One step of the behaviour VAE on keep data (behaviour_unlearning)."""
-        return {"unlearn/vae_loss": self._fast.vae_update(keep[0], keep[2])["loss/loss_vae"].item()}
+        metrics = yield from self._fast.vae_update(keep[0], keep[2])
+        return {"unlearn/vae_loss": metrics["loss/loss_vae"].item()}
 
     def _sync_targets(self) -> None:
         self._fast.sync_targets()
 
     def _critic_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
-    ) -> dict[str, float]:
+    ) -> Updates[dict[str, float]]:
         cfg = ctx.config
         obs_k, next_k, act_k, rew_k, cost_k, done_k = keep[:6]
         n = obs_k.shape[0]
@@ -117,17 +119,17 @@ class ActorCriticUnlearning(UnlearningMixin):
                     metrics["unlearn/forget_qc_data"] = cost_heads[:, n:].mean()
             return loss
 
-        self._fast.critics.fit(torch.cat([obs, actions], 1), loss_of)
-        self._fast.critic_optim.step()
+        loss = self._fast.critics.loss(torch.cat([obs, actions], 1), loss_of)
+        yield Update(loss, (self._fast.critic_optim,))
         return _floats(metrics)
 
     def _actor_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
-    ) -> tuple[dict[str, float], torch.Tensor]:
+    ) -> Updates[tuple[dict[str, float], torch.Tensor]]:
         cfg = ctx.config
         behaviour = {}
         if cfg.behaviour_unlearning:
-            behaviour = self._behaviour_step(keep)
+            behaviour = yield from self._behaviour_step(keep)
         obs_k = keep[0]
         n = obs_k.shape[0]
         obs = torch.cat([obs_k, forget[0]])
@@ -147,7 +149,7 @@ class ActorCriticUnlearning(UnlearningMixin):
         loss = keep_loss + regularizer
         if not ctx.converging:
             loss = loss + ctx.beta * forget_loss
-        self._fast.optimise(self._fast.actor_optim, loss)
+        yield Update(loss, (self._fast.actor_optim,))
         metrics = {
             **_floats({"unlearn/actor_keep_loss": keep_loss, "unlearn/actor_forget_loss": forget_loss,
                        "unlearn/forget_qc": qc[n:].mean(), "unlearn/keep_qc": qc[:n].mean(),
@@ -174,7 +176,9 @@ class ActorCriticUnlearning(UnlearningMixin):
             q - v, cost_advantage, cfg.trajdeleter_cost_weight, ctx.sigma
         )
 
-    def _gated_training_step(self, batch: Batch, keep_rows: int, kappa: float) -> dict[str, float]:
+    def _gated_training_step(
+        self, batch: Batch, keep_rows: int, kappa: float
+    ) -> Updates[dict[str, float]]:
         """One step of ``relabel``'s gated objective on a batch of ``keep_rows`` keep rows followed
         by relabelled forget rows: both critics regress on the agent's own Bellman backups of
         every row; the behaviour model (where the agent has one) learns the keep rows' actions;
@@ -183,15 +187,14 @@ class ActorCriticUnlearning(UnlearningMixin):
         obs, next_obs, actions, rewards, costs, done = batch[:6]
         metrics: dict[str, torch.Tensor] = {}
         if getattr(self, "vae", None) is not None:
-            metrics.update(self._fast.vae_update(obs[:keep_rows], actions[:keep_rows]))
+            metrics.update((yield from self._fast.vae_update(obs[:keep_rows], actions[:keep_rows])))
         backups = self._fast.bellman_backups(next_obs, rewards, costs, done)
-        metrics["loss/critic_loss"], metrics["loss/cost_critic_loss"] = self._fast.fit_critics(
-            obs, actions, backups
-        )
+        critic_losses = yield from self._fast.fit_critics(obs, actions, backups)
+        metrics["loss/critic_loss"], metrics["loss/cost_critic_loss"] = critic_losses
         q, qc = self._policy_values(obs, self._policy_actions(obs, self.actor))
         gated = actor_keep_loss(q, qc, kappa)
         regularizer, reg_metrics = self._actor_regularizer(obs[:keep_rows])
-        self._fast.optimise(self._fast.actor_optim, gated + regularizer)
+        yield Update(gated + regularizer, (self._fast.actor_optim,))
         self._fast.sync_targets()
         metrics.update({"loss/actor_loss": gated, "relabel/keep_qc": qc[:keep_rows].mean(),
                         "relabel/forget_qc": qc[keep_rows:].mean(), **reg_metrics})  # fmt: skip

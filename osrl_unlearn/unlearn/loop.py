@@ -9,9 +9,13 @@ for ``finetune`` / ``retrain`` (:mod:`.retraining`), ``relabel`` (:mod:`.relabel
 
 - ``_unlearning_setup(config)``: build fresh optimizers (OSRL checkpoints hold none) and return the
   Q-space cost threshold kappa;
-- ``_critic_unlearning_step(keep, forget, ctx)`` -> metrics;
-- ``_actor_unlearning_step(keep, forget, ctx)`` -> (metrics, forget-set cost values Q_c(s, pi(s)));
+- ``_critic_unlearning_step(keep, forget, ctx)``: yields its updates, returns metrics;
+- ``_actor_unlearning_step(keep, forget, ctx)``: yields its updates, returns (metrics,
+  forget-set cost values Q_c(s, pi(s)));
 - ``_sync_targets()``.
+
+Steps yield their losses as :class:`~osrl_unlearn.fast.updates.Update` objects; the loop applies
+them (:mod:`osrl_unlearn.fast.updates`).
 
 Every method returns the same history, with its wall time and step count.
 """
@@ -25,6 +29,7 @@ from typing import Any
 
 import torch
 
+from osrl_unlearn.fast.updates import Updates
 from osrl_unlearn.losses import forgetting_gap, update_forget_weight
 from osrl_unlearn.unlearn.base import (  # noqa: F401  (re-exported: the loop's public names)
     Batch,
@@ -106,14 +111,14 @@ class SafeRuleStep:
         self.agent, self.ctx, self.logger = agent, ctx, logger
         self.forgetting_steps = forgetting_steps
 
-    def train_one_step(self, keep: Batch, forget: Batch) -> None:
+    def updates(self, keep: Batch, forget: Batch) -> Updates[None]:
         agent, ctx = self.agent, self.ctx
         config = ctx.config
         ctx.converging = ctx.step >= self.forgetting_steps
         metrics: dict[str, float] = {}
         if config.critic_unlearning or ctx.converging:
-            metrics.update(agent._critic_unlearning_step(keep, forget, ctx))
-        actor_metrics, forget_qc = agent._actor_unlearning_step(keep, forget, ctx)
+            metrics.update((yield from agent._critic_unlearning_step(keep, forget, ctx)))
+        actor_metrics, forget_qc = yield from agent._actor_unlearning_step(keep, forget, ctx)
         metrics.update(actor_metrics)
         agent._sync_targets()
         gap = forgetting_gap(forget_qc, ctx.kappa, ctx.sigma)
@@ -299,12 +304,12 @@ class UnlearningMixin:
 
     def _critic_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
-    ) -> dict[str, float]:
+    ) -> Updates[dict[str, float]]:
         raise NotImplementedError
 
     def _actor_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
-    ) -> tuple[dict[str, float], torch.Tensor]:
+    ) -> Updates[tuple[dict[str, float], torch.Tensor]]:
         raise NotImplementedError
 
     def _sync_targets(self) -> None:

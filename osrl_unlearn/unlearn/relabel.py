@@ -34,6 +34,7 @@ import torch
 from osrl.common.net import SquashedGaussianMLPActor
 
 from osrl_unlearn.data.sampler import training_scales
+from osrl_unlearn.fast.updates import Update, Updates, apply_update
 from osrl_unlearn.losses import imitation_loss
 from osrl_unlearn.osrl_configs import trainer_learning_rates
 from osrl_unlearn.trainers import make_trainer
@@ -138,7 +139,7 @@ def cost_to_go(done: torch.Tensor, cost: float, gamma: float) -> torch.Tensor:
 class RelabelStep:
     """The agent's fast training step with ``relabel``'s options applied to it: the cost critic's
     Bellman targets floored row by row at a value given with each batch (``cost_to_go``:
-    ``train_one_step(*batch, floor)``, ``-inf`` for no floor), the behaviour model trained on
+    ``updates(*batch, floor)``, ``-inf`` for no floor), the behaviour model trained on
     the batch's keep rows only (``behaviour_rows='keep'``), the PID multiplier set by the keep
     rows' Q_c (``constraint_rows='keep'``). An agent without the piece an option changes
     (COptiDICE has no Q critics or VAE; only BCQ-Lag and BEAR-Lag have the PID controller)
@@ -177,10 +178,10 @@ class RelabelStep:
     def keep_vae_update(self, obs: torch.Tensor, actions: torch.Tensor):
         return self.own_vae_update(obs[: self.keep_rows], actions[: self.keep_rows])
 
-    def train_one_step(self, *batch: torch.Tensor) -> None:
+    def updates(self, *batch: torch.Tensor) -> Updates[None]:
         if self.takes_floor:
             *batch, self.floor = batch
-        self.trainer.train_one_step(*batch)
+        yield from self.trainer.updates(*batch)
 
 
 def episode_costs(costs: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
@@ -214,10 +215,7 @@ def imitate_safe_episodes(agent: torch.nn.Module, keep_fields: Batch, steps: int
     for _ in range(steps):
         index = torch.randint(len(rows), (batch_size,))
         predicted, _ = agent.actor(obs[index], deterministic=True, with_logprob=False)
-        loss = imitation_loss(predicted, actions[index])
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        apply_update(Update(imitation_loss(predicted, actions[index]), (optimiser,)))
     if hasattr(agent, "actor_old"):
         agent.actor_old.load_state_dict(agent.actor.state_dict())
 
@@ -279,8 +277,9 @@ class GatedStep:
         self.agent, self.keep_rows, self.logger = agent, keep_rows, logger
         self.kappa = float(agent.qc_thres)
 
-    def train_one_step(self, *batch: torch.Tensor) -> None:
-        self.logger.store(**self.agent._gated_training_step(batch, self.keep_rows, self.kappa))
+    def updates(self, *batch: torch.Tensor) -> Updates[None]:
+        metrics = yield from self.agent._gated_training_step(batch, self.keep_rows, self.kappa)
+        self.logger.store(**metrics)
 
 
 def forget_floors(forget_loader: Any, cost: float, gamma: float) -> torch.Tensor:

@@ -1,14 +1,15 @@
 """The loop every repair method runs in, written once.
 
 ``run_training`` owns what is common to all of them: drawing the batches in order, checking each,
-one step per batch, gathering the step's metrics (and forwarding them to a logger), checking
-them finite, the callback that may stop the run, the progress bar, the wall time and the history.
-A method supplies only its step: an object with ``train_one_step(*batch)`` that stores its
-metrics in the logger it is given (the agent's training step for ``finetune``, ``retrain``,
-``relabel`` and ``trajdeleter``; :class:`~osrl_unlearn.unlearn.loop.SafeRuleStep` for Safe-RULE
-and the baselines built on its loop). Steps update their own networks: our fast steps fuse each
-optimizer into one kernel over flat parameters, which a generic zero_grad / backward / step
-would undo.
+one step per batch, applying the step's updates (zero_grad, backward, optimizer steps:
+:func:`~osrl_unlearn.fast.updates.run_updates`), gathering the step's metrics (and forwarding
+them to a logger), checking them finite, the callback that may stop the run, the progress bar,
+the wall time and the history. A method supplies only its step: an object whose
+``updates(*batch)`` yields its losses as :class:`~osrl_unlearn.fast.updates.Update` objects and
+stores its metrics in the logger it is given (the agent's training step for ``finetune``,
+``retrain``, ``relabel`` and ``trajdeleter``; :class:`~osrl_unlearn.unlearn.loop.SafeRuleStep` for
+Safe-RULE and the baselines built on its loop). Only OSRL's own trainer (``trainer="osrl"``)
+applies its updates itself: it is OSRL's code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from osrl_unlearn.fast.updates import run_updates
 from osrl_unlearn.trainers import make_trainer
 from osrl_unlearn.unlearn.base import Batch, Logger, UnlearningHistory
 
@@ -71,7 +73,7 @@ def run_training(
     """The loop of every repair method: ``model`` (``agent`` itself, or a fresh agent whose
     weights ``agent`` adopts at the end) takes one step per batch, with the checks, metrics,
     callback (returning True stops), progress bar and wall time. The step is the agent's ``trainer`` step, or ``step_maker(logger)``
-    (anything with ``train_one_step`` that stores its metrics in ``logger``). A batch may be a
+    (anything with ``updates(*batch)`` that stores its metrics in ``logger``). A batch may be a
     tuple of batches (Safe-RULE's keep and forget): ``check(*batch)`` then validates it, where
     the default checks one keep batch (``finite_checked``: its sampler's data was checked)."""
     history = UnlearningHistory(method=method)
@@ -92,7 +94,7 @@ def run_training(
     try:
         for step, batch in enumerate(batches):
             check(*batch)
-            training_step.train_one_step(*batch)
+            run_updates(training_step.updates(*batch))
             metrics = recorder.take()
             agent._check_metrics(metrics, step)
             history.metrics.append(metrics)

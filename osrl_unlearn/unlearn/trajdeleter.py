@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from osrl_unlearn.fast.updates import Updates
 from osrl_unlearn.trainers import make_trainer
 from osrl_unlearn.unlearn.base import (
     Batch,
@@ -75,10 +76,10 @@ class AnchoredStep:
     def blended(self, *inputs: torch.Tensor) -> torch.Tensor:
         return (self.own(*inputs) + self.weight * self.anchor(*inputs)) / (1 + self.weight)
 
-    def train_one_step(self, *batch: torch.Tensor) -> None:
+    def updates(self, *batch: torch.Tensor) -> Updates[None]:
         if self.anchor is not None and self.phases[self.done] == CONVERGE:
             self.step.bellman_backups = self.blended  # the step looks it up on itself
-        self.trainer.train_one_step(*batch)
+        yield from self.trainer.updates(*batch)
         self.done += 1
 
 

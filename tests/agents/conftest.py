@@ -73,15 +73,15 @@ def samplers(name: str, split, batch_size: int = 32, seed: int = 0):
 
 @pytest.fixture
 def trained_batches(monkeypatch):
-    """Every batch our training step (``FastTrainer.train_one_step``) is given, in order."""
+    """Every batch our training step (``FastTrainer.updates``) is given, in order."""
     from osrl_unlearn.fast import FastTrainer
 
     seen = []
-    step = FastTrainer.train_one_step
+    step = FastTrainer.updates
 
     def spy(self, *batch):
         seen.append(batch if len(batch) > 1 else tuple(batch[0]))
         return step(self, *batch)
 
-    monkeypatch.setattr(FastTrainer, "train_one_step", spy)
+    monkeypatch.setattr(FastTrainer, "updates", spy)
     return seen

@@ -8,6 +8,7 @@ import torch
 
 from osrl_unlearn.data import OfflineDataset
 from osrl_unlearn.errors import ConfigError
+from osrl_unlearn.fast.updates import run_updates
 from osrl_unlearn.unlearn.config import SafeRuleConfig, TrajDeleterConfig
 from osrl_unlearn.unlearn.methods import method_config
 from osrl_unlearn.unlearn.trajdeleter import AnchoredStep, negated, schedule
@@ -92,9 +93,9 @@ def test_convergence_regresses_on_targets_blended_with_the_original_agent(name):
     expected_own = anchored.own(*inputs)
     expected_anchor = anchored.anchor(*inputs)
     assert torch.allclose(blended, (expected_own + 0.1 * expected_anchor) / 1.1, atol=1e-6)
-    anchored.train_one_step(*batch)  # a keep step: the agent's own targets
+    run_updates(anchored.updates(*batch))  # a keep step: the agent's own targets
     assert "bellman_backups" not in vars(anchored.step)
-    anchored.train_one_step(*batch)  # converging: blended from here on
+    run_updates(anchored.updates(*batch))  # converging: blended from here on
     assert vars(anchored.step)["bellman_backups"] == anchored.blended
 
 

@@ -10,6 +10,7 @@ from osrl.common.exp_util import load_config_and_model
 from osrl_unlearn import SafeRuleConfig, load_agent, save_run
 from osrl_unlearn.data import BatchSampler, OfflineDataset
 from osrl_unlearn.errors import ConfigError
+from osrl_unlearn.fast.updates import run_updates
 from osrl_unlearn.stack import import_osrl_algorithms
 from osrl_unlearn.unlearn import UnlearningError
 from tests.agents.conftest import TINY_CONFIG, make_agent, poisoned_arrays, samplers
@@ -57,7 +58,7 @@ def test_actor_step_leaves_critics_untouched(agent_name, split_data):
     before = [parameters(m) for m in critics]
     grads = [p.grad.clone() for m in critics for p in m.parameters() if p.grad is not None]
     actor_before = parameters(agent.actor)
-    agent._actor_unlearning_step(keep.sample(), forget.sample(), ctx)
+    run_updates(agent._actor_unlearning_step(keep.sample(), forget.sample(), ctx))
     for module, params in zip(critics, before, strict=True):
         for key, value in module.state_dict().items():
             assert torch.equal(value, params[key])
