@@ -249,8 +249,8 @@ class StackedMLP:
         """``loss_of(q)``, where q (E, N) is every head on the shared input ``x`` (N, in), with a
         backward written by hand for the heads: it writes (not adds) every stacked weight's
         gradient into ``flat.grad``, instead of autograd's graph of the same operations (the
-        gradients are the same). ``loss_of`` may involve other leaves; they get their gradients
-        as usual. One such loss per backward."""
+        gradients are the same; none flows to ``x``). ``loss_of`` may involve other leaves; they
+        get their gradients as usual. One such loss per backward."""
         return loss_of(_HeadsByHand.apply(self.weights[0], self, x))
 
     def _forward_saving(self, x: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
