@@ -17,17 +17,17 @@ from osrl_unlearn.fast.networks import (
     vae_decode,
     vae_encode,
 )
-from osrl_unlearn.fast.updates import Update, Updates, run_updates
+from osrl_unlearn.fast.updates import Step, Update, Updates
 from osrl_unlearn.losses import vae_loss
 
 Metrics = dict[str, torch.Tensor]
 
 
-class ActorCriticStep:
+class ActorCriticStep(Step):
     """Optimizers and shared updates of an OSRL actor-critic agent with a behaviour VAE.
 
-    A step is :meth:`updates` (a generator of :class:`~osrl_unlearn.fast.updates.Update`, see
-    :mod:`osrl_unlearn.fast.updates`); calling the step object runs it.
+    A step is :meth:`updates` (a generator of :class:`~osrl_unlearn.fast.updates.Update`);
+    calling the step object runs it.
 
     Args:
         model: the OSRL agent (its parameters become views of the flat groups built here).
@@ -61,10 +61,6 @@ class ActorCriticStep:
         """One OSRL ``train_one_step`` as the updates it makes; returns its logged values as 0-d
         tensors (no host sync)."""
         raise NotImplementedError
-
-    def __call__(self, *batch: torch.Tensor) -> Metrics:
-        """Runs :meth:`updates` on ``batch``."""
-        return run_updates(self.updates(*batch))
 
     def group_min(self, q: torch.Tensor) -> torch.Tensor:
         """(E, N) head values -> (2, N): the minimum over the reward heads, over the cost heads."""

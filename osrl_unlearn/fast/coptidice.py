@@ -23,7 +23,7 @@ from osrl_unlearn.fast.networks import (
     flatten_modules,
     squashed_gaussian,
 )
-from osrl_unlearn.fast.updates import Update, Updates, run_updates
+from osrl_unlearn.fast.updates import Step, Update, Updates
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
@@ -33,7 +33,7 @@ def normal_log_prob(value: torch.Tensor, mu: torch.Tensor, std: torch.Tensor) ->
     return -((value - mu) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
 
 
-class COptiDICEStep:
+class COptiDICEStep(Step):
     """COptiDICE (OSRL ``COptiDICE``): nu and chi values, the dual variables lambda and tau, and
     a policy cloned with the optimal stationary-distribution weights w(s, a)."""
 
@@ -58,10 +58,6 @@ class COptiDICEStep:
         """nu(s) as OSRL's ``nu_network.predict`` gives it (minimum over the heads), no gradient."""
         with torch.no_grad():
             return torch.amin(self.values(obs, heads=slice(0, self.nu_heads)), 0)
-
-    def __call__(self, *batch: torch.Tensor) -> Metrics:
-        """Runs :meth:`updates` on ``batch``."""
-        return run_updates(self.updates(*batch))
 
     def updates(self, obs, next_obs, actions, rewards, costs, done, is_init) -> Updates[Metrics]:
         """One OSRL ``update(batch)`` as the updates it makes; returns its logged values as 0-d

@@ -50,3 +50,14 @@ def run_updates(updates: Updates[T]) -> T:
             update = next(updates)
     except StopIteration as finished:
         return finished.value
+
+
+class Step:
+    """A training step: :meth:`updates` yields its updates and returns its metrics; calling the
+    step runs them (:func:`run_updates`)."""
+
+    def updates(self, *batch: torch.Tensor) -> Updates[Any]:
+        raise NotImplementedError
+
+    def __call__(self, *batch: torch.Tensor) -> Any:
+        return run_updates(self.updates(*batch))
