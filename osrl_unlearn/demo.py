@@ -2,8 +2,9 @@
 
 1. a clean DSRL dataset from behaviour policies (scripted controllers by default, cached);
 2. the Max Cost attack at 15 % (adversary and poisoned file cached);
-3. an OSRL agent trained by OSRL's trainer on the clean file and on the poisoned file (cached);
-4. the poisoned agent repaired by Safe-RULE and by fine-tuning on the keep data;
+3. an OSRL agent trained on the clean file and on the poisoned file by our training step
+   (OSRL's ``train_one_step``, tested equal to OSRL's trainer; cached);
+4. the poisoned agent repaired by each method (``relabel``, the default, Safe-RULE, fine-tuning);
 5. every policy evaluated in the real environment on the same seeded episodes;
 6. ``report.md`` with the table, ``policies.png`` (cost and reward, cost limit drawn) and
    ``unlearning.png`` (forget-set Q_c against kappa, beta_f, losses) in the output folder.
@@ -199,7 +200,7 @@ def run_demo(cfg: DemoConfig) -> int:
           "on the clean and on the poisoned file")  # fmt: skip
     jobs = [TrainJob(str(path), settings, cfg.cache) for path in (clean.path, poisoned_path)]
     trained = run_jobs(train_job, jobs, workers=profile["workers"], total=2 * settings.steps,
-                       desc="training clean and poisoned (OSRL)", unit="step",
+                       desc="training clean and poisoned", unit="step",
                        show_progress=cfg.show_progress)  # fmt: skip
     runs, made = {}, {}
     for label, run in zip(("clean", "poisoned"), trained, strict=True):
@@ -245,9 +246,11 @@ def run_demo(cfg: DemoConfig) -> int:
 
 
 def _report_text(cfg, settings, table: str, poisoned_path: Path, elapsed: float) -> str:
+    trainer = ("our training step (OSRL's `train_one_step`, tested equal to OSRL's trainer)"
+               if settings.trainer == "fast" else "OSRL's trainer")  # fmt: skip
     return f"""# osrl-unlearn demo: {cfg.attack} attack on {cfg.task}, and its repair
 
-The {settings.agent} agent was trained by OSRL's trainer ({settings.steps} steps, hidden
+The {settings.agent} agent was trained by {trainer} ({settings.steps} steps, hidden
 {settings.hidden}) on the clean dataset and on the poisoned one ({cfg.ratio:.0%} of its transitions
 injected by a {cfg.attack} adversary, relabelled cost 0). The poisoned agent was then repaired by
 {", ".join(cfg.methods)}. Every policy was evaluated on the same seeded episodes in the real
