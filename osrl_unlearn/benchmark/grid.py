@@ -77,6 +77,18 @@ GRID_PROFILES: Dict[str, Dict[str, Any]] = {
         # is safe at this size (OSRL's own twin heads and reward_scale 0.1 are not: docs/profiles.md)
         "agent_settings": {agent: {"osrl": CPU_OSRL_OVERRIDES} for agent in ALL_AGENTS},
     },
+    "cpu-wide": {
+        # CarCircle x BCQ-Lag at the `cpu` training sizes ([128, 128], batch 512), trained for a
+        # cost limit of 1: safe and competent on the mean over 3 seeds (docs/profiles.md)
+        "tasks": ["OfflineCarCircle-v0"], "agents": ["bcql"], "attacks": ALL_ATTACKS,
+        "ratios": [0.05, 0.15], "seeds": [0, 1, 2], "quick_data": False,
+        "datasets": {"OfflineCarCircle-v0": "configs/make_dataset/car_circle_controller.yaml"},
+        "adversary_steps": 20_000, "train_profile": "cpu", "train_steps": None,
+        "unlearn_steps": 4000, "eval_episodes": 50, "removal_poison_steps": 1000,
+        "methods": ["safe-rule", "finetune", "trajdeleter-cost", "relabel", "retrain"],
+        "ablations": [], "ablation_seeds": [0], "defend": "judgeable",
+        "agent_settings": {"bcql": {"osrl": {"cost_limit": 1}}},
+    },
     "cpu-large": {
         "tasks": ["OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"], "agents": ALL_AGENTS,
         "attacks": ALL_ATTACKS, "ratios": [0.05, 0.15], "seeds": [0], "quick_data": False,
@@ -93,6 +105,8 @@ GRID_PROFILES: Dict[str, Dict[str, Any]] = {
 }  # fmt: skip
 """``smoke`` checks the plumbing in minutes (CI); ``cpu`` is sized for a few hours per task on a
 2-core machine (scripted CarCircle behaviour, the ``small`` training profile: ~4 min per agent);
+``cpu-wide`` runs CarCircle x BCQ-Lag at the ``cpu`` training sizes, the first setting whose clean
+agents are safe and competent over 3 seeds (~15 min per agent, ~5 hours on 2 cores);
 ``cpu-large`` is the earlier CPU profile (PPO behaviour data, [128, 128] agents: ~15 min each);
 ``paper`` is the paper's protocol (10^6 training steps, 5000 unlearning steps)."""
 
@@ -109,7 +123,7 @@ class GridConfig:
     """Settings of ``benchmarks/run.py``."""
 
     profile: str = "smoke"
-    """smoke, cpu, cpu-large or paper (see GRID_PROFILES)."""
+    """smoke, cpu, cpu-wide, cpu-large or paper (see GRID_PROFILES)."""
     tasks: Optional[List[str]] = None
     """Override the profile's tasks."""
     agents: Optional[List[str]] = None
