@@ -77,18 +77,6 @@ GRID_PROFILES: Dict[str, Dict[str, Any]] = {
         # is safe at this size (OSRL's own twin heads and reward_scale 0.1 are not: docs/profiles.md)
         "agent_settings": {agent: {"osrl": CPU_OSRL_OVERRIDES} for agent in ALL_AGENTS},
     },
-    "cpu-wide": {
-        # CarCircle x BCQ-Lag at the `cpu` training sizes ([128, 128], batch 512), trained for a
-        # cost limit of 1: safe and competent on the mean over 3 seeds (docs/profiles.md)
-        "tasks": ["OfflineCarCircle-v0"], "agents": ["bcql"], "attacks": ALL_ATTACKS,
-        "ratios": [0.05, 0.15], "seeds": [0, 1, 2], "quick_data": False,
-        "datasets": {"OfflineCarCircle-v0": "configs/make_dataset/car_circle_controller.yaml"},
-        "adversary_steps": 20_000, "train_profile": "cpu", "train_steps": None,
-        "unlearn_steps": 4000, "eval_episodes": 50, "removal_poison_steps": 1000,
-        "methods": ["safe-rule", "finetune", "trajdeleter-cost", "relabel", "retrain"],
-        "ablations": [], "ablation_seeds": [0], "defend": "judgeable",
-        "agent_settings": {"bcql": {"osrl": {"cost_limit": 1}}},
-    },
     "cpu-large": {
         "tasks": ["OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"], "agents": ALL_AGENTS,
         "attacks": ALL_ATTACKS, "ratios": [0.05, 0.15], "seeds": [0], "quick_data": False,
@@ -109,6 +97,15 @@ GRID_PROFILES: Dict[str, Dict[str, Any]] = {
 agents are safe and competent over 3 seeds (~15 min per agent, ~5 hours on 2 cores);
 ``cpu-large`` is the earlier CPU profile (PPO behaviour data, [128, 128] agents: ~15 min each);
 ``paper`` is the paper's protocol (10^6 training steps, 5000 unlearning steps)."""
+
+GRID_PROFILES["cpu-wide"] = {
+    **GRID_PROFILES["cpu"],
+    # the `cpu` grid's data, budgets and defences; CarCircle x BCQ-Lag at the `cpu` training sizes
+    # ([128, 128], batch 512), trained for a cost limit of 1: safe and competent on the mean over
+    # 3 seeds (docs/profiles.md)
+    "tasks": ["OfflineCarCircle-v0"], "agents": ["bcql"], "train_profile": "cpu",
+    "agent_settings": {"bcql": {"osrl": {"cost_limit": 1}}},
+}  # fmt: skip
 
 DATASET_CONFIGS = {
     "OfflineCarCircle-v0": "configs/make_dataset/car_circle.yaml",
