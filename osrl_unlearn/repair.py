@@ -77,7 +77,7 @@ def repair_run(
     name = detect_agent(run_config)
     agent = load_agent(run_dir, name)
     data = read_hdf5(dataset, run_config["task"])
-    config = method_config(method, config)
+    config = method_config(method, config, agent.osrl_key)
     batch_size = batch_size or int(run_config.get("batch_size", 512))
     keep, forget = unlearning_samplers(data, agent, batch_size, seed)
     torch.manual_seed(seed)

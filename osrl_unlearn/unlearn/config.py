@@ -20,10 +20,14 @@ The same settings drive the baselines of :mod:`.methods` built on Safe-RULE's lo
 our earlier reading of TrajDeleter): each switches some terms off or replaces them.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 FORGET_OBJECTIVES = ("safe-rule", "trajdeleter", "trajdeleter-cost")
+
+VAE_GENERATES_ACTIONS = ("bcql",)
+"""Agents whose action is their VAE's decoded action plus a bounded perturbation (BCQ-Lag), so
+that ``relabel`` relearns the VAE by default (``RelabelConfig.behaviour_model='auto'``)."""
 
 
 @dataclass
@@ -117,10 +121,11 @@ class SafeRuleConfig:
 class RelabelConfig:
     """Settings of the ``relabel`` repair (:mod:`osrl_unlearn.unlearn.relabel`)."""
 
-    steps: int = 2000
-    """Training steps on keep + relabelled forget batches (the repair's whole budget). Longer is
-    not safer: BCQ-Lag's repaired policy starts flipping between a safe and an unsafe mode as
-    the repair goes on (docs/methods.md, benchmarks/repair_trajectory.py)."""
+    steps: int = 4000
+    """Training steps on keep + relabelled forget batches (the repair's whole budget: a fifth of
+    the grid's 20,000 training steps). With BCQ-Lag's VAE relearnt (``behaviour_model``), 4,000
+    steps repaired every run of the competent agents' first cells, 2,000 not all (docs/methods.md);
+    without it, longer was not safer (benchmarks/repair_trajectory.py)."""
     reward_percentile: float = 5.0
     """Forget rewards become this percentile of the keep data's (scaled) rewards."""
     forget_cost: str = "budget"
@@ -157,11 +162,15 @@ class RelabelConfig:
     reward_critic: str = "keep"
     """Where the reward critic starts: 'keep' (the poisoned agent's) or 'reset' (fresh weights for
     it and its target, relearnt alongside the actor as in training; agents with a Q critic)."""
-    behaviour_model: str = "keep"
+    behaviour_model: str = "auto"
     """Where the behaviour model (BCQ-Lag's, BEAR-Lag's and CPQ's VAE) starts: 'keep' (the
-    poisoned agent's) or 'reset' (fresh weights: trained on the forget rows, it holds the
-    attack's actions as in-distribution, and an action model has no label to correct; pair it
-    with ``behaviour_rows='keep'`` so that it relearns the keep actions only)."""
+    poisoned agent's), 'reset' (fresh weights: trained on the forget rows, it holds the attack's
+    actions as in-distribution, and an action model has no label to correct; pair it with
+    ``behaviour_rows='keep'`` so that it relearns the keep actions only) or 'auto': 'reset' for
+    BCQ-Lag under our training step (``trainer='fast'``, ``actor_objective='agent'``), whose
+    action is the VAE's decoded action moved by at most ``phi * max_action``, so that a VAE
+    which learnt the attack's actions keeps proposing them (docs/methods.md); 'keep' elsewhere
+    (BEAR-Lag and CPQ only constrain a Gaussian actor with it; no repair measured from it)."""
     shrink: float = 0.4
     """Shrink factor of 'shrink-perturb'."""
     perturb: float = 0.1
@@ -171,10 +180,11 @@ class RelabelConfig:
     their trajectory, c (1 - gamma^n) / (1 - gamma) for n steps to its end: the relabelled cost
     reaches Q_c at once instead of through slow target networks (agents with Q critics; needs
     the forget rows as a BatchSampler, which knows their trajectories)."""
-    behaviour_rows: str = "all"
+    behaviour_rows: str = "auto"
     """Rows the behaviour model (BCQ's, BEAR's and CPQ's VAE) trains on: 'all' (the agent's own
-    step: keep and relabelled forget rows) or 'keep' (the forget actions are not behaviour to
-    stay close to)."""
+    step: keep and relabelled forget rows), 'keep' (the forget actions are not behaviour to
+    stay close to) or 'auto': 'keep' where the behaviour model is reset under our training step
+    (``trainer='fast'``, ``actor_objective='agent'``), else 'all'."""
     constraint_rows: str = "all"
     """Rows whose mean Q_c the PID-Lagrangian controller of BCQ-Lag and BEAR-Lag compares with
     kappa: 'all' (the agent's own step) or 'keep' (the task's states set the multiplier; the
@@ -218,9 +228,13 @@ class RelabelConfig:
                 f"start='fresh' begins from a new actor; actor={self.actor!r} asks to keep the "
                 "poisoned one: leave actor at 'reset' or set start='poisoned'"
             )
-        for name in ("cost_critic", "reward_critic", "behaviour_model"):
+        for name in ("cost_critic", "reward_critic"):
             if getattr(self, name) not in ("keep", "reset"):
                 raise ConfigError(f"{name} must be 'keep' or 'reset', got {getattr(self, name)!r}")
+        if self.behaviour_model not in ("auto", "keep", "reset"):
+            raise ConfigError(
+                f"behaviour_model must be 'auto', 'keep' or 'reset', got {self.behaviour_model!r}"
+            )
         if self.trainer not in ("fast", "osrl"):
             raise ConfigError(f"trainer must be 'fast' or 'osrl', got {self.trainer!r}")
         if self.actor_objective not in ("gated", "agent"):
@@ -231,9 +245,14 @@ class RelabelConfig:
             raise ConfigError(
                 f"forget_cost must be 'budget' or 'largest-step', got {self.forget_cost!r}"
             )
-        for name in ("behaviour_rows", "constraint_rows"):
-            if getattr(self, name) not in ("all", "keep"):
-                raise ConfigError(f"{name} must be 'all' or 'keep', got {getattr(self, name)!r}")
+        if self.behaviour_rows not in ("auto", "all", "keep"):
+            raise ConfigError(
+                f"behaviour_rows must be 'auto', 'all' or 'keep', got {self.behaviour_rows!r}"
+            )
+        if self.constraint_rows not in ("all", "keep"):
+            raise ConfigError(
+                f"constraint_rows must be 'all' or 'keep', got {self.constraint_rows!r}"
+            )
         changed = [name for name, on in (("cost_to_go", self.cost_to_go),
                                          ("behaviour_rows='keep'", self.behaviour_rows == "keep"),
                                          ("constraint_rows='keep'", self.constraint_rows == "keep"))
@@ -250,6 +269,18 @@ class RelabelConfig:
             )
         if self.cost_label is not None and self.cost_label < 0:
             raise ConfigError(f"cost_label must be non-negative, got {self.cost_label}")
+
+    def for_agent(self, osrl_key: str) -> "RelabelConfig":
+        """These settings with every 'auto' resolved for the agent ``osrl_key`` ('bcql',
+        'bearl', 'cpq', 'coptidice'): see ``behaviour_model`` and ``behaviour_rows``."""
+        own_step = self.trainer == "fast" and self.actor_objective == "agent"
+        model = self.behaviour_model
+        if model == "auto":
+            model = "reset" if osrl_key in VAE_GENERATES_ACTIONS and own_step else "keep"
+        rows = self.behaviour_rows
+        if rows == "auto":
+            rows = "keep" if model == "reset" and own_step else "all"
+        return replace(self, behaviour_model=model, behaviour_rows=rows)
 
 
 @dataclass

@@ -80,9 +80,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 overrides (``actor-reset`` relearns the actor at OSRL's actor learning rate, 1e-3)."""
 
 
-def method_config(method: str, config: Any = None) -> Any:
+def method_config(method: str, config: Any = None, agent: str | None = None) -> Any:
     """The settings ``method`` runs with: its defaults when ``config`` is None, else ``config``
-    with only the method's defining settings applied (so a user's learning rates stay).
+    with only the method's defining settings applied (so a user's learning rates stay); with
+    ``agent`` (an OSRL key such as 'bcql'), its 'auto' settings resolved for that agent
+    (:meth:`RelabelConfig.for_agent`).
     ``relabel`` takes a :class:`RelabelConfig`, ``trajdeleter`` / ``trajdeleter-cost`` a
     :class:`TrajDeleterConfig`, ``finetune`` / ``retrain`` a :class:`FinetuneConfig`, every other
     method a :class:`SafeRuleConfig`.
@@ -100,7 +102,8 @@ def method_config(method: str, config: Any = None) -> Any:
         )
     if config is None:
         config = replace(wanted(), **DEFAULTS.get(method, {}))
-    return replace(config, **defining)
+    config = replace(config, **defining)
+    return config.for_agent(agent) if agent and hasattr(config, "for_agent") else config
 
 
 def method_of(config: Any) -> str:

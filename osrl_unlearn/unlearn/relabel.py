@@ -306,6 +306,7 @@ def relabel_repair(
     show_progress: bool = True,
 ) -> UnlearningHistory:
     """Repairs ``agent`` in place by the ``relabel`` method (see the module docstring)."""
+    config = config.for_agent(agent.osrl_key)
     steps = config.steps if steps is None else steps
     keep_batches = draw_batches(keep_loader, steps, "keep")
     finite_checked = all_finite(keep_loader, "keep") and all_finite(forget_loader, "forget")
@@ -373,5 +374,6 @@ def relabel_repair(
         step_maker=step_maker, logger=logger, callback=callback, show_progress=show_progress,
     )  # fmt: skip
     history.metrics[0].update({"relabel/reward": reward, "relabel/cost": cost,
-                               "relabel/forget_rows": float(rows)})  # fmt: skip
+                               "relabel/forget_rows": float(rows),
+                               "relabel/behaviour_reset": float(config.behaviour_model == "reset")})  # fmt: skip
     return history

@@ -275,6 +275,35 @@ def test_relabel_options_warn_that_coptidice_has_nothing_to_apply_them_to(option
                                         config=RelabelConfig(steps=2, **option))  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("agent", "settings", "model", "rows"),
+    [("bcql", {}, "reset", "keep"), ("bearl", {}, "keep", "all"), ("cpq", {}, "keep", "all"),
+     ("coptidice", {}, "keep", "all"), ("bcql", {"trainer": "osrl"}, "keep", "all"),
+     ("bcql", {"actor_objective": "gated"}, "keep", "all"),
+     ("cpq", {"behaviour_model": "reset"}, "reset", "keep"),
+     ("bcql", {"behaviour_rows": "all"}, "reset", "all"),
+     ("bcql", {"behaviour_model": "keep"}, "keep", "all")],
+)  # fmt: skip
+def test_auto_relearns_the_vae_of_bcql_only_under_our_training_step(agent, settings, model, rows):
+    resolved = RelabelConfig(**settings).for_agent(agent)
+    assert (resolved.behaviour_model, resolved.behaviour_rows) == (model, rows)
+    assert resolved.for_agent(agent) == resolved  # nothing left to resolve
+    assert method_config("relabel", RelabelConfig(**settings), agent) == resolved
+
+
+@pytest.mark.parametrize(("name", "resets"), [("bcql", True), ("cpq", False)])
+def test_default_relabel_resets_bcqls_vae_and_keeps_cpqs(name, resets, monkeypatch):
+    from osrl_unlearn.unlearn import relabel as module
+
+    keep, forget = samplers(name, costed_split())
+    agent = make_agent(name)
+    reset = []
+    monkeypatch.setattr(module, "reset_behaviour_model", reset.append)
+    history = agent.unlearn(keep, forget, show_progress=False, steps=2)
+    assert reset == ([agent] if resets else [])
+    assert history.metrics[0]["relabel/behaviour_reset"] == float(resets)
+
+
 @pytest.mark.parametrize("name", ["bcql", "cpq"])
 def test_behaviour_rows_keep_trains_the_vae_on_the_keep_rows_only(name, monkeypatch):
     keep, forget = samplers(name, costed_split())
