@@ -50,8 +50,10 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "keep-only+cost-critic-reset": {"forget_share": 0.0, "cost_critic": "reset"},
     "fresh+keep-only": {"start": "fresh", "forget_share": 0.0},
     "vae-reset": {"behaviour_model": "reset", "behaviour_rows": "keep"},
+    "vae-keep": {"behaviour_model": "keep", "behaviour_rows": "all"},
 }
-"""Named `RelabelConfig` overrides."""
+"""Named `RelabelConfig` overrides, on top of the defaults (``vae-keep`` is the default before
+BCQ-Lag's VAE was relearnt; with 'auto', ``vae-reset`` is the default for BCQ-Lag)."""
 
 
 @dataclass
