@@ -710,13 +710,24 @@ def _check_config_file(command: str, path: str, types: dict[str, Any]) -> set[st
     return given
 
 
-def _cache_docstrings() -> None:
-    """pyrallis re-reads every option's docstring from the source on each parse (0.3 s for
-    ``unlearn``); the source does not change while we run, so read it once."""
+def is_field_definition(line: str) -> bool:
+    """Whether a source line declares a dataclass field (``name: type [= default]``). pyrallis's
+    own test takes any line with one colon for a field, so a field whose docstring's first line
+    has a colon ("(default: the profile's)") lost its ``--help`` text."""
+    code = line.split("#", 1)[0].split("=", 1)[0]
+    name, colon, kind = code.partition(":")
+    return bool(colon) and name.strip().isidentifier() and bool(kind.strip()) and ":" not in kind
+
+
+def _prepare_docstrings() -> None:
+    """pyrallis reads every option's ``--help`` text from the source: with our stricter field
+    test (:func:`is_field_definition`), and once (it re-reads on each parse, 0.3 s for
+    ``unlearn``; the source does not change while we run)."""
     import functools
 
     from pyrallis.wrappers import docstring
 
+    docstring._contains_attribute_definition = is_field_definition
     if not hasattr(docstring.get_attribute_docstring, "cache_info"):
         docstring.get_attribute_docstring = functools.cache(docstring.get_attribute_docstring)
 
@@ -752,7 +763,7 @@ def parse_options(command: str, config_class: type, args: list[str]) -> tuple[An
                 args[position] = f"--{name}={quoted}"
             else:
                 args[position + 1] = quoted
-    _cache_docstrings()
+    _prepare_docstrings()
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
@@ -820,6 +831,7 @@ def run_script(main: Callable[[Any], Any], config_class: type,
     ``sys.exit(run_script(main, Config))``)."""
 
     def run() -> int:
+        _prepare_docstrings()
         main(pyrallis.parse(config_class=config_class, args=argv))
         return 0
 

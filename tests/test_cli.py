@@ -9,6 +9,36 @@ def test_help_lists_commands(capsys):
     assert "make-dataset" in out and "demo" in out
 
 
+def undocumented_options(help_text: str) -> list[str]:
+    """The options of an argparse ``--help`` text printed without a description."""
+    lines = help_text.splitlines()
+    missing = []
+    for i, line in enumerate(lines):
+        words = line.split()
+        if not line.startswith("  --") or len(words) > 2 and "  " in line.strip():
+            continue  # not an option line, or its description starts on the same line
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if not following.startswith(" " * 8) or following.strip().startswith("--"):
+            missing.append(words[0])
+    return missing
+
+
+@pytest.mark.parametrize("command", ["make-dataset", "poison", "train", "unlearn", "evaluate",
+                                     "report", "demo"])  # fmt: skip
+def test_every_option_has_help_text(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert undocumented_options(out) == []
+
+
+def test_undocumented_options_are_found():
+    text = (
+        "  --a int   \n  --b float\n                        B's help. (default: 1)\n"
+        "  --c str               C's help (default: x)\n  --d str\n"
+    )
+    assert undocumented_options(text) == ["--a", "--d"]
+
+
 def test_unknown_command_exits_2(capsys):
     assert main(["frobnicate"]) == 2
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
