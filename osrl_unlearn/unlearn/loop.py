@@ -190,7 +190,7 @@ class UnlearningMixin:
             step count.
         """
         method = method or method_of(config)
-        config = method_config(method, config, self.osrl_key)
+        config = method_config(method, config)
         if hasattr(keep_loader, "poison_mask"):  # the short form: one poisoned dataset
             keep_loader, forget_loader = self._samplers_of(
                 keep_loader, forget_loader, batch_size, seed
