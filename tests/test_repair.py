@@ -66,6 +66,9 @@ def test_relabel_settings_given_on_the_command_line_arrive(trained_run, poisoned
     assert metadata["steps"] == 3
     assert metadata["config"]["reward_percentile"] == 20.0
     assert metadata["config"]["actor"] == "shrink-perturb"
+    # the record names what ran: 'auto' resolved for the run's BCQ-Lag
+    assert metadata["config"]["behaviour_model"] == "reset"
+    assert metadata["config"]["behaviour_rows"] == "keep"
 
 
 @pytest.mark.slow
