@@ -228,13 +228,16 @@ class RelabelConfig:
                 f"start='fresh' begins from a new actor; actor={self.actor!r} asks to keep the "
                 "poisoned one: leave actor at 'reset' or set start='poisoned'"
             )
-        for name in ("cost_critic", "reward_critic"):
-            if getattr(self, name) not in ("keep", "reset"):
-                raise ConfigError(f"{name} must be 'keep' or 'reset', got {getattr(self, name)!r}")
-        if self.behaviour_model not in ("auto", "keep", "reset"):
-            raise ConfigError(
-                f"behaviour_model must be 'auto', 'keep' or 'reset', got {self.behaviour_model!r}"
-            )
+        for name, allowed in (("cost_critic", ("keep", "reset")),
+                              ("reward_critic", ("keep", "reset")),
+                              ("behaviour_model", ("auto", "keep", "reset")),
+                              ("behaviour_rows", ("auto", "all", "keep")),
+                              ("constraint_rows", ("all", "keep"))):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                *first, last = (repr(value) for value in allowed)
+                raise ConfigError(
+                    f"{name} must be {', '.join(first)} or {last}, got {getattr(self, name)!r}"
+                )
         if self.trainer not in ("fast", "osrl"):
             raise ConfigError(f"trainer must be 'fast' or 'osrl', got {self.trainer!r}")
         if self.actor_objective not in ("gated", "agent"):
@@ -244,14 +247,6 @@ class RelabelConfig:
         if self.forget_cost not in ("budget", "largest-step"):
             raise ConfigError(
                 f"forget_cost must be 'budget' or 'largest-step', got {self.forget_cost!r}"
-            )
-        if self.behaviour_rows not in ("auto", "all", "keep"):
-            raise ConfigError(
-                f"behaviour_rows must be 'auto', 'all' or 'keep', got {self.behaviour_rows!r}"
-            )
-        if self.constraint_rows not in ("all", "keep"):
-            raise ConfigError(
-                f"constraint_rows must be 'all' or 'keep', got {self.constraint_rows!r}"
             )
         changed = [name for name, on in (("cost_to_go", self.cost_to_go),
                                          ("behaviour_rows='keep'", self.behaviour_rows == "keep"),
