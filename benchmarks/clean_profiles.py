@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+import pyrallis
 import torch
 import yaml
 
@@ -23,8 +24,9 @@ from osrl_unlearn.benchmark.competence import competence_threshold
 from osrl_unlearn.benchmark.grid import dataset_config
 from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import read_hdf5
+from osrl_unlearn.errors import ConfigError
 from osrl_unlearn.evaluation import evaluate
-from osrl_unlearn.generate.make_dataset import make_dataset
+from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
 from osrl_unlearn.training import profile_settings, train_agent
 
 
@@ -33,7 +35,11 @@ class CleanProfilesConfig:
     """Settings of the clean-agent profile measurement."""
 
     task: str = "OfflineCarCircle-v0"
-    """Task; its clean data is the ``cpu`` grid profile's (made locally, cached)."""
+    """Task; its clean data is the ``cpu`` grid profile's (made locally, cached) unless
+    ``dataset`` names another."""
+    dataset: Optional[str] = None
+    """A make-dataset YAML for the clean data (e.g.
+    configs/make_dataset/point_circle1_controller.yaml); default: the ``cpu`` grid profile's."""
     agents: List[str] = field(default_factory=lambda: ["bcql", "bearl", "cpq", "coptidice"])
     """Agents to train."""
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
@@ -86,9 +92,15 @@ def main(cfg: CleanProfilesConfig) -> None:
         print(summary_table(cfg.summarise))
         return
     torch.set_num_threads(cfg.threads)
-    data = read_hdf5(
-        make_dataset(replace(dataset_config("cpu", cfg.task), show_progress=False)).path
-    )
+    if cfg.dataset is None:
+        data_cfg = dataset_config("cpu", cfg.task)
+    else:
+        data_cfg = pyrallis.parse(config_class=MakeDatasetConfig, config_path=cfg.dataset, args=[])
+        if data_cfg.task != cfg.task:
+            raise ConfigError(
+                f"{cfg.dataset} makes data for {data_cfg.task}, not --task {cfg.task}"
+            )
+    data = read_hdf5(make_dataset(replace(data_cfg, show_progress=False)).path)
     threshold = competence_threshold(data, cfg.cost_limit)
     print(f"{cfg.task}: competence threshold (median normalised reward of safe episodes) "
           f"{threshold:.3f}", flush=True)  # fmt: skip
@@ -106,7 +118,7 @@ def main(cfg: CleanProfilesConfig) -> None:
                     return
                 result = evaluate(model, cfg.task, cfg.eval_episodes, seed=10_000 + seed,
                                   cost_limit=cfg.cost_limit, show_progress=False)  # fmt: skip
-                row = {"label": cfg.label, "task": cfg.task, "step": step,
+                row = {"label": cfg.label, "task": cfg.task, "dataset": cfg.dataset, "step": step,
                        "competence_threshold": threshold, **asdict(settings), **result.summary()}  # fmt: skip
                 rows.append(row)
                 print(f"{agent:9s} seed {seed} {step:6d} steps: {result.format()}", flush=True)

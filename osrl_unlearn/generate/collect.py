@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from osrl_unlearn.generate.behaviour import load_actor
-from osrl_unlearn.generate.controller import CircleController
+from osrl_unlearn.generate.controller import CircleController, PointCircleController
 from osrl_unlearn.parallel import Progress, run_jobs
 from osrl_unlearn.tasks import make_env, reset_env
 
@@ -23,7 +23,7 @@ class EpisodePlan:
     actor_path: str
     noise: float
     seed: int
-    controller: CircleController | None = None
+    controller: CircleController | PointCircleController | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def collect_episodes(job: CollectJob, progress: Progress) -> list[dict[str, np.n
     episodes = []
     for plan in job.episodes:
         if plan.controller is not None:
-            policy = plan.controller
+            policy = plan.controller.policy_for(env)
         else:
             if plan.actor_path not in actors:
                 actors[plan.actor_path] = _actor_mean(

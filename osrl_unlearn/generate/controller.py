@@ -1,31 +1,43 @@
-"""Scripted behaviour policies for CarCircle: drive clockwise round a circle of a chosen radius.
+"""Scripted behaviour policies for the circle tasks: run round a circle, or part of one.
 
-Cheap behaviour policies (no training): a dataset from them takes about a minute to record instead
-of the minutes PPO-Lag needs. CarCircle rewards clockwise running near the circle of radius 7 and
-costs every step beyond |x| = 6, so the radius sets the trade-off: radius 5.8 is safe (~200 reward,
-cost 0 at full speed), radius 7 earns ~440 and costs ~70 per episode. A set of radii and speeds
-spans both sides of the cost limit, as DSRL's behaviour policies do.
+Cheap behaviour policies (no training): a dataset from them takes a minute or less to record
+instead of the minutes PPO-Lag needs. A set of controllers spans both sides of the cost limit, as
+DSRL's behaviour policies do.
 
-Pure pursuit on the observation alone: RaceCar's observation starts with 0.1 * (x, y), the planar
-velocity, then sin and cos of the yaw. The car's forward command is negative (its body is built
-facing backwards: it moves along yaw + pi) and a positive steering command turns it clockwise.
+- CarCircle (Bullet-Safety-Gym) rewards clockwise running near the circle of radius 7 and costs
+  every step beyond |x| = 6, so the followed radius sets the trade-off: radius 5.8 is safe (~200
+  reward, cost 0 at full speed), radius 7 earns ~440 and costs ~70 per episode.
+- PointCircle1 (Safety-Gymnasium) rewards counter-clockwise running near the circle of radius 1.5
+  and costs every step beyond |x| = 1.125, so the controller follows the circle with its aim point
+  held within an x limit, at a speed: limit 0.8 is safe at every speed (~48 reward at speed 1.5),
+  no limit earns ~56 and costs ~230 per episode.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from osrl_unlearn.errors import ConfigError
 
-CONTROLLER_TASKS = ("OfflineCarCircle-v0",)
-"""Tasks whose observation layout and dynamics the controller is written for."""
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+def _wrap(angle: float) -> float:
+    return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
 @dataclass(frozen=True)
 class CircleController:
-    """Follows the circle of ``radius`` clockwise at ``speed`` (share of the top speed)."""
+    """CarCircle: follows the circle of ``radius`` clockwise at ``speed`` (share of the top speed).
+
+    Pure pursuit on the observation alone: RaceCar's observation starts with 0.1 * (x, y), the
+    planar velocity, then sin and cos of the yaw. The car's forward command is negative (its body is
+    built facing backwards: it moves along yaw + pi) and a positive steering command turns it
+    clockwise."""
 
     radius: float
     speed: float
@@ -34,21 +46,98 @@ class CircleController:
     gain: float = 2.0
     """Steering command per radian of heading error."""
 
+    def policy_for(self, env) -> Policy:
+        """The observation is enough: the controller itself."""
+        return self
+
+    def source(self) -> dict:
+        """How the dataset summary names this behaviour."""
+        return {"label": f"controller, radius {self.radius:g}", "radius": self.radius,
+                "speed": self.speed}  # fmt: skip
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         position = 10.0 * obs[:2]
         moving_towards = np.arctan2(obs[4], obs[5]) + np.pi
         aim_angle = np.arctan2(position[1], position[0]) - self.lead  # clockwise ahead
         aim = self.radius * np.array([np.cos(aim_angle), np.sin(aim_angle)])
         to_aim = aim - position
-        error = np.arctan2(to_aim[1], to_aim[0]) - moving_towards
-        error = (error + np.pi) % (2 * np.pi) - np.pi
+        error = _wrap(np.arctan2(to_aim[1], to_aim[0]) - moving_towards)
         steer = np.clip(-self.gain * error, -1.0, 1.0)
         return np.array([-self.speed, steer], dtype=np.float32)
 
 
-def check_controller_task(task_name: str) -> None:
+@dataclass(frozen=True)
+class PointCircleController:
+    """PointCircle1: follows the circle of ``radius`` counter-clockwise with the aim point's |x|
+    held within ``x_limit``, at ``speed`` (m/s, held by feedback on the forward velocity).
+
+    Point's observation (accelerometer, velocimeter, gyro, magnetometer, a 16-bin circle lidar)
+    does not give its position directly, so this behaviour policy reads the simulator's state
+    (position, heading, velocity); the dataset records the observations only, as DSRL's do. Its
+    forward actuator saturates at small commands (a force limit), hence speed feedback instead of
+    a proportional command; positive turning commands turn it counter-clockwise."""
+
+    radius: float
+    x_limit: float
+    speed: float
+    lead: float = 0.8
+    """How far ahead on the circle the aim point lies, in radians."""
+    gain: float = 10.0
+    """Turning command per radian of heading error."""
+    speed_gain: float = 20.0
+    """Forward command per m/s of speed error."""
+
+    def policy_for(self, env) -> Policy:
+        # looked up on every step: the task object is the one the env's reset rebuilt
+        return lambda obs: self.act(env.unwrapped.task.agent)
+
+    def source(self) -> dict:
+        """How the dataset summary names this behaviour (no x limit: the whole circle)."""
+        limit = {"x_limit": self.x_limit} if math.isfinite(self.x_limit) else {}
+        return {"label": f"controller, |x| ≤ {self.x_limit:g}, speed {self.speed:g}",
+                "radius": self.radius, "speed": self.speed, **limit}  # fmt: skip
+
+    def act(self, agent) -> np.ndarray:
+        x, y = agent.pos[:2]
+        yaw = math.atan2(agent.mat[1, 0], agent.mat[0, 0])
+        aim_angle = math.atan2(y, x) + self.lead  # counter-clockwise ahead
+        aim_x = float(np.clip(self.radius * math.cos(aim_angle), -self.x_limit, self.x_limit))
+        aim_y = self.radius * math.sin(aim_angle)
+        error = _wrap(math.atan2(aim_y - y, aim_x - x) - yaw)
+        forward_speed = agent.vel[0] * math.cos(yaw) + agent.vel[1] * math.sin(yaw)
+        target_speed = self.speed * max(math.cos(error), 0.0)  # slow down to turn round
+        return np.array(
+            [
+                np.clip(self.speed_gain * (target_speed - forward_speed), -1.0, 1.0),
+                np.clip(self.gain * error, -1.0, 1.0),
+            ],
+            dtype=np.float32,
+        )
+
+
+CONTROLLER_TASKS = ("OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0")
+"""Tasks a scripted controller is written for."""
+
+
+def make_controllers(
+    task_name: str, radii: list[float], speeds: list[float], x_limits: list[float] | None
+) -> list[CircleController] | list[PointCircleController]:
+    """One controller per radius x (x limit x) speed for ``task_name``."""
     if task_name not in CONTROLLER_TASKS:
         raise ConfigError(
-            f"the scripted circle controller is written for {', '.join(CONTROLLER_TASKS)}, not "
+            f"the scripted circle controllers are written for {', '.join(CONTROLLER_TASKS)}, not "
             f"{task_name}; use --behaviour_source ppo for this task."
         )
+    if task_name == "OfflineCarCircle-v0":
+        if x_limits is not None:
+            raise ConfigError(
+                "controller.x_limits is for OfflinePointCircle1Gymnasium-v0; CarCircle's "
+                "controllers trade reward for cost by radius alone: drop x_limits."
+            )
+        return [CircleController(radius, speed) for radius in radii for speed in speeds]
+    return [
+        PointCircleController(radius, x_limit, speed)
+        for radius in radii
+        for x_limit in (x_limits if x_limits is not None else [math.inf])
+        for speed in speeds
+    ]

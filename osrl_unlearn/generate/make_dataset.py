@@ -31,7 +31,7 @@ from osrl_unlearn.generate.collect import (
     episode_seed,
     record_episodes,
 )
-from osrl_unlearn.generate.controller import CircleController, check_controller_task
+from osrl_unlearn.generate.controller import make_controllers
 from osrl_unlearn.io import WrittenFile, atomic_path
 from osrl_unlearn.tasks import DEFAULT_COST_LIMIT, get_task
 
@@ -40,15 +40,20 @@ DATASET_FILE = "dataset.hdf5"
 
 @dataclass
 class ControllerConfig:
-    """Scripted CarCircle behaviour: one controller per radius x speed (see .controller)."""
+    """Scripted circle behaviour: one controller per radius x (x limit x) speed (see
+    .controller). The defaults are CarCircle's; ``configs/make_dataset/point_circle1_controller.yaml``
+    holds PointCircle1's."""
 
     radii: List[float] = field(default_factory=lambda: [3.0, 4.5, 5.5, 6.0, 6.5, 7.5])
-    """Circle radii followed; the task's circle has radius 7 and the cost starts at |x| > 6."""
+    """Circle radii followed; CarCircle's circle has radius 7 and the cost starts at |x| > 6."""
     speeds: List[float] = field(default_factory=lambda: [0.4, 0.7, 1.0])
-    """Forward commands (share of the top speed)."""
+    """CarCircle: forward commands (share of the top speed); PointCircle1: speeds in m/s."""
+    x_limits: Optional[List[float]] = None
+    """PointCircle1 only: bounds on the aim point's |x| (the cost starts at |x| > 1.125); unset:
+    the whole circle."""
 
-    def controllers(self) -> list[CircleController]:
-        return [CircleController(radius, speed) for radius in self.radii for speed in self.speeds]
+    def controllers(self, task_name: str) -> list:
+        return make_controllers(task_name, self.radii, self.speeds, self.x_limits)
 
 
 @dataclass
@@ -65,7 +70,8 @@ class MakeDatasetConfig:
     """Std of the Gaussian noise added to the behaviour actions; one level per episode in turn."""
     behaviour_source: str = "ppo"
     """``ppo``: behaviour policies trained by FSRL's PPO-Lag, as DSRL made its data (minutes);
-    ``controller``: scripted circle-following controllers, no training (CarCircle only)."""
+    ``controller``: scripted circle-following controllers, no training (CarCircle and
+    PointCircle1)."""
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     """How the PPO behaviour policies are trained (``behaviour_source: ppo``)."""
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -97,6 +103,8 @@ class MakeDatasetConfig:
             settings.pop("controller")
         else:
             settings.pop("behaviour")
+            if self.controller.x_limits is None:  # CarCircle's files keep their key
+                settings["controller"].pop("x_limits")
         return settings
 
 
@@ -114,9 +122,10 @@ def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
             f"behaviour_source must be ppo or controller, got {cfg.behaviour_source!r}"
         )
     if cfg.behaviour_source == "controller":
-        check_controller_task(task.name)
-        if not cfg.controller.controllers():
-            raise ConfigError("controller.radii and controller.speeds need one value or more")
+        if not cfg.controller.controllers(task.name):
+            raise ConfigError(
+                "controller.radii, controller.speeds and controller.x_limits need one value or more"
+            )
     folder = cache_dir("datasets", task.name, cfg.cache_settings(), cfg.cache)
     path = folder / DATASET_FILE
     if path.is_file() and (folder / "summary.json").is_file() and not cfg.force:
@@ -135,9 +144,9 @@ def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
 def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
     started = time.perf_counter()
     if cfg.behaviour_source == "controller":
-        policies = [{"controller": c} for c in cfg.controller.controllers()]
-        sources = [{"label": f"controller, radius {c.radius:g}", "radius": c.radius,
-                    "speed": c.speed} for c in cfg.controller.controllers()]  # fmt: skip
+        controllers = cfg.controller.controllers(task.name)
+        policies = [{"controller": c} for c in controllers]
+        sources = [c.source() for c in controllers]
         generator = "scripted circle controllers + action noise"
     else:
         snapshots = _behaviour_snapshots(cfg, task.name)

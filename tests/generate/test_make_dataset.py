@@ -1,8 +1,11 @@
 """Small real generation runs: FSRL behaviour training and rollouts in the real environments."""
 
 import dataclasses
+import math
+from pathlib import Path
 
 import numpy as np
+import pyrallis
 import pytest
 
 from osrl_unlearn.data import FORMAT_VERSION, read_hdf5
@@ -11,6 +14,7 @@ from osrl_unlearn.demo import apply_quick_profile
 from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
 
 
 def quick_config(task="OfflineCarCircle-v0", **overrides) -> MakeDatasetConfig:
@@ -131,11 +135,39 @@ def test_ppo_datasets_keep_their_cache_key():
     assert settings_key(settings) == "853e4648b792"
 
 
-def test_controller_refuses_other_tasks():
+def test_controller_refuses_other_tasks_and_misplaced_settings():
     from osrl_unlearn.errors import ConfigError
 
-    cfg = MakeDatasetConfig(task="OfflinePointCircle1Gymnasium-v0", behaviour_source="controller")
-    with pytest.raises(ConfigError, match="written for OfflineCarCircle-v0"):
+    cfg = MakeDatasetConfig(task="OfflinePointGoal1Gymnasium-v0", behaviour_source="controller")
+    with pytest.raises(ConfigError, match="OfflinePointCircle1Gymnasium-v0, not OfflinePointGoal1"):
+        make_dataset(cfg)
+    cfg = MakeDatasetConfig(behaviour_source="controller")
+    cfg.controller.x_limits = [1.0]
+    with pytest.raises(ConfigError, match="x_limits is for OfflinePointCircle1Gymnasium-v0"):
         make_dataset(cfg)
     with pytest.raises(ConfigError, match="behaviour_source must be ppo or controller"):
         make_dataset(MakeDatasetConfig(behaviour_source="scripted"))
+
+
+def test_carcircle_controller_datasets_keep_their_cache_key():
+    from osrl_unlearn.cache import settings_key
+
+    cfg = pyrallis.parse(config_class=MakeDatasetConfig, args=[],
+                         config_path=str(REPO / "configs/make_dataset/car_circle_controller.yaml"))  # fmt: skip
+    assert "x_limits" not in cfg.cache_settings()["controller"]
+    # the key of the grid's CarCircle data, made before PointCircle1 had controllers
+    assert settings_key(cfg.cache_settings()) == "332fe0882c1d"
+
+
+def test_point_circle_controller_x_limit_sets_the_safety_of_an_episode():
+    from osrl_unlearn.generate.collect import CollectJob, EpisodePlan, collect_episodes
+    from osrl_unlearn.generate.controller import PointCircleController
+
+    controllers = (PointCircleController(1.5, 0.8, 1.5), PointCircleController(1.5, math.inf, 1.5))
+    plans = tuple(EpisodePlan(i, "", 0.0, seed=7, controller=c) for i, c in enumerate(controllers))
+    job = CollectJob("OfflinePointCircle1Gymnasium-v0", 28, 2, (), plans)
+    inside, whole = collect_episodes(job, print)
+    # aiming within |x| <= 0.8 never crosses the walls at |x| = 1.125; the whole circle does
+    assert inside["costs"].sum() == 0 and inside["rewards"].sum() > 40
+    assert whole["costs"].sum() > 100 and whole["rewards"].sum() > inside["rewards"].sum()
+    assert len(inside["rewards"]) == 500 and inside["timeouts"][-1]
