@@ -115,19 +115,33 @@ class PointCircleController:
         )
 
 
-CONTROLLER_TASKS = ("OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0")
+CONTROLLER_DEFAULTS: dict[str, dict[str, list[float]]] = {
+    "OfflineCarCircle-v0": {"radii": [3.0, 4.5, 5.5, 6.0, 6.5, 7.5], "speeds": [0.4, 0.7, 1.0]},
+    "OfflinePointCircle1Gymnasium-v0": {
+        "radii": [1.5], "x_limits": [0.6, 0.8, 0.95, 1.1, 1.3], "speeds": [0.5, 1.0, 1.5]},
+}  # fmt: skip
+"""The controllers' settings per task (radii, speeds, and PointCircle1's x limits): both sides of
+the cost limit at several levels of reward."""
+CONTROLLER_TASKS = tuple(CONTROLLER_DEFAULTS)
 """Tasks a scripted controller is written for."""
+
+
+def controller_defaults(task_name: str) -> dict[str, list[float]]:
+    """:data:`CONTROLLER_DEFAULTS` of ``task_name``; a clear error for a task without
+    controllers."""
+    if task_name not in CONTROLLER_DEFAULTS:
+        raise ConfigError(
+            f"the scripted circle controllers are written for {', '.join(CONTROLLER_TASKS)}, not "
+            f"{task_name}; use --behaviour_source ppo for this task."
+        )
+    return CONTROLLER_DEFAULTS[task_name]
 
 
 def make_controllers(
     task_name: str, radii: list[float], speeds: list[float], x_limits: list[float] | None
 ) -> list[CircleController] | list[PointCircleController]:
     """One controller per radius x (x limit x) speed for ``task_name``."""
-    if task_name not in CONTROLLER_TASKS:
-        raise ConfigError(
-            f"the scripted circle controllers are written for {', '.join(CONTROLLER_TASKS)}, not "
-            f"{task_name}; use --behaviour_source ppo for this task."
-        )
+    controller_defaults(task_name)  # a task with controllers
     if task_name == "OfflineCarCircle-v0":
         if x_limits is not None:
             raise ConfigError(

@@ -31,7 +31,7 @@ from osrl_unlearn.generate.collect import (
     episode_seed,
     record_episodes,
 )
-from osrl_unlearn.generate.controller import make_controllers
+from osrl_unlearn.generate.controller import controller_defaults, make_controllers
 from osrl_unlearn.io import WrittenFile, atomic_path
 from osrl_unlearn.tasks import DEFAULT_COST_LIMIT, get_task
 
@@ -41,19 +41,24 @@ DATASET_FILE = "dataset.hdf5"
 @dataclass
 class ControllerConfig:
     """Scripted circle behaviour: one controller per radius x (x limit x) speed (see
-    .controller). The defaults are CarCircle's; ``configs/make_dataset/point_circle1_controller.yaml``
-    holds PointCircle1's."""
+    .controller); unset settings take the task's defaults (``CONTROLLER_DEFAULTS``)."""
 
-    radii: List[float] = field(default_factory=lambda: [3.0, 4.5, 5.5, 6.0, 6.5, 7.5])
-    """Circle radii followed; CarCircle's circle has radius 7 and the cost starts at |x| > 6."""
-    speeds: List[float] = field(default_factory=lambda: [0.4, 0.7, 1.0])
+    radii: Optional[List[float]] = None
+    """Circle radii followed (CarCircle's circle has radius 7, PointCircle1's 1.5)."""
+    speeds: Optional[List[float]] = None
     """CarCircle: forward commands (share of the top speed); PointCircle1: speeds in m/s."""
     x_limits: Optional[List[float]] = None
-    """PointCircle1 only: bounds on the aim point's |x| (the cost starts at |x| > 1.125); unset:
-    the whole circle."""
+    """PointCircle1 only: bounds on the aim point's |x| (the cost starts at |x| > 1.125)."""
+
+    def for_task(self, task_name: str) -> "ControllerConfig":
+        """These settings with the unset ones taken from ``task_name``'s defaults."""
+        defaults = controller_defaults(task_name)
+        return ControllerConfig(**{key: defaults.get(key) if value is None else value
+                                   for key, value in asdict(self).items()})  # fmt: skip
 
     def controllers(self, task_name: str) -> list:
-        return make_controllers(task_name, self.radii, self.speeds, self.x_limits)
+        full = self.for_task(task_name)
+        return make_controllers(task_name, full.radii, full.speeds, full.x_limits)
 
 
 @dataclass
@@ -103,7 +108,8 @@ class MakeDatasetConfig:
             settings.pop("controller")
         else:
             settings.pop("behaviour")
-            if self.controller.x_limits is None:  # CarCircle's files keep their key
+            settings["controller"] = asdict(self.controller.for_task(self.task))
+            if settings["controller"]["x_limits"] is None:  # CarCircle's files keep their key
                 settings["controller"].pop("x_limits")
         return settings
 

@@ -171,3 +171,14 @@ def test_point_circle_controller_x_limit_sets_the_safety_of_an_episode():
     assert inside["costs"].sum() == 0 and inside["rewards"].sum() > 40
     assert whole["costs"].sum() > 100 and whole["rewards"].sum() > inside["rewards"].sum()
     assert len(inside["rewards"]) == 500 and inside["timeouts"][-1]
+
+
+def test_controller_settings_default_per_task():
+    # an unset controller setting takes the task's default: PointCircle1's YAML only writes them out
+    cfg = MakeDatasetConfig(task="OfflinePointCircle1Gymnasium-v0", behaviour_source="controller",
+                            episodes=200)  # fmt: skip
+    written = pyrallis.parse(config_class=MakeDatasetConfig, args=[],
+                             config_path=str(REPO / "configs/make_dataset/point_circle1_controller.yaml"))  # fmt: skip
+    assert cfg.cache_settings() == written.cache_settings()
+    assert len(cfg.controller.controllers(cfg.task)) == 15
+    assert len(MakeDatasetConfig().controller.controllers("OfflineCarCircle-v0")) == 18
