@@ -130,7 +130,8 @@ def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
     if cfg.behaviour_source == "controller":
         if not cfg.controller.controllers(task.name):
             raise ConfigError(
-                "controller.radii, controller.speeds and controller.x_limits need one value or more"
+                "controller.radii and controller.speeds (and PointCircle1's controller.x_limits) "
+                "need one value or more"
             )
     folder = cache_dir("datasets", task.name, cfg.cache_settings(), cfg.cache)
     path = folder / DATASET_FILE

@@ -145,6 +145,10 @@ def test_controller_refuses_other_tasks_and_misplaced_settings():
     cfg.controller.x_limits = [1.0]
     with pytest.raises(ConfigError, match="x_limits is for OfflinePointCircle1Gymnasium-v0"):
         make_dataset(cfg)
+    cfg = MakeDatasetConfig(task="OfflinePointCircle1Gymnasium-v0", behaviour_source="controller")
+    cfg.controller.x_limits = []
+    with pytest.raises(ConfigError, match="need one value or more"):
+        make_dataset(cfg)
     with pytest.raises(ConfigError, match="behaviour_source must be ppo or controller"):
         make_dataset(MakeDatasetConfig(behaviour_source="scripted"))
 
