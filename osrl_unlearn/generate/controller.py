@@ -88,7 +88,7 @@ class PointCircleController:
     """Forward command per m/s of speed error."""
 
     def policy_for(self, env) -> Policy:
-        # looked up on every step: the task object is the one the env's reset rebuilt
+        # looked up on every step, so a reset that rebuilds the world cannot leave it stale
         return lambda obs: self.act(env.unwrapped.task.agent)
 
     def source(self) -> dict:
