@@ -9,16 +9,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from osrl_unlearn.fast import by_hand
 from osrl_unlearn.fast.networks import (
     FusedAdam,
     StackedMLP,
     flatten_modules,
     soft_update,
-    vae_decode,
-    vae_encode,
 )
 from osrl_unlearn.fast.updates import Step, Update, Updates
-from osrl_unlearn.losses import vae_loss
 
 Metrics = dict[str, torch.Tensor]
 
@@ -72,9 +70,8 @@ class ActorCriticStep(Step):
     def vae_update(self, obs: torch.Tensor, actions: torch.Tensor) -> Updates[Metrics]:
         """OSRL's ``vae_loss`` step (one latent draw)."""
         vae = self.model.vae
-        mean, std = vae_encode(vae, obs, actions)
-        recon = vae_decode(vae, obs, mean + std * self.gaussian_like(std))
-        loss = vae_loss(recon, actions, mean, std, self.model.beta)
+        noise = self.gaussian_like(obs.new_empty(len(obs), vae.latent_dim))
+        loss = by_hand.vae_loss(vae, obs, actions, noise, self.model.beta)
         yield Update(loss, (self.vae_optim,))
         return {"loss/loss_vae": loss.detach()}
 
