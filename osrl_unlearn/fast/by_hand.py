@@ -1,8 +1,9 @@
 """Losses whose backward is written by hand: one autograd node instead of a graph of dozens.
 
 At CPU sizes a step is bound by per-operation overhead, and autograd's share of it is large: the
-behaviour VAE's update costs ~3.5x its forward pass once autograd records, walks and accumulates
-its graph (~25 nodes, ~70 backward calls). Here the forward saves what the backward needs, and
+behaviour VAE's update cost ~4.6x its forward pass without autograd once autograd recorded,
+walked and accumulated its graph (~110 backward calls; with the backward below the update is
+~20 % faster, ``docs/training-speed.md``). Here the forward saves what the backward needs, and
 the backward writes every parameter's gradient straight into its slice of the flat gradient
 buffer (:class:`~osrl_unlearn.fast.networks.FlatParameters`), as ``StackedMLP.loss`` does for the
 critics. The values are autograd's to float32 rounding (``tests/fast/test_by_hand.py``, and the
