@@ -178,9 +178,10 @@ def cached_run(
         shutil.rmtree(run, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(run), dir=folder))
     try:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         _, run_dir = train_agent(data, settings, staging, "run", show_progress, callback)
-        record = {"wall_seconds": time.perf_counter() - started, "steps": settings.steps}
+        record = {"wall_seconds": time.perf_counter() - started,
+                  "cpu_seconds": time.process_time() - cpu_started, "steps": settings.steps}  # fmt: skip
         (run_dir / "training.json").write_text(json.dumps(record))
         try:
             os.rename(run_dir, run)
@@ -192,9 +193,11 @@ def cached_run(
     return run
 
 
-def training_seconds(run: Path) -> float | None:
-    """Wall time recorded by :func:`cached_run` for a run folder (None if not recorded)."""
+def training_seconds(run: Path, clock: str = "wall") -> float | None:
+    """Wall (``clock="wall"``) or this process's CPU time (``"cpu"``) recorded by
+    :func:`cached_run` for a run folder (None if not recorded: runs cached before CPU time was
+    recorded have wall time only)."""
     import json
 
     path = Path(run) / "training.json"
-    return json.loads(path.read_text())["wall_seconds"] if path.is_file() else None
+    return json.loads(path.read_text()).get(f"{clock}_seconds") if path.is_file() else None

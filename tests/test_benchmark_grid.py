@@ -42,7 +42,7 @@ def test_grid_measures_every_policy_once_and_resumes(tmp_path, quick_car_circle)
     (cell / "relabel.json").write_text(json.dumps(stale))
     assert execute(cfg, plan(cfg)) == 1  # a result of other repair settings is measured again
     result = json.loads((cell / "retrain.json").read_text())
-    assert result["steps"] == 30 and result["wall_seconds"] > 0
+    assert result["steps"] == 30 and result["wall_seconds"] > 0 and result["cpu_seconds"] > 0
     assert result["unlearning_config"]["learning_rate"] is None  # the agent's own training rates
     clean = json.loads((jobs[0].folder / "clean.json").read_text())
     assert 0 < clean["competence_threshold"] < 1

@@ -42,6 +42,7 @@ def test_unlearn_writes_a_new_run_with_history_and_leaves_the_input(
     metadata = json.loads((out / "unlearning.json").read_text())
     assert metadata["method"] == method and metadata["steps"] == 4
     assert metadata["forget_transitions"] == 300 and metadata["wall_seconds"] > 0
+    assert 0 < metadata["cpu_seconds"]
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["step"]) for r in rows] == [0, 1, 2, 3]
     repaired = load_agent(out)

@@ -291,3 +291,17 @@ def test_report_states_its_basis_and_judges_competence(tmp_path):
     # plots beside the report, named after it: another folder's report keeps the profile's plots
     assert (tmp_path / "out" / "t-rerun-plots" / "T-a.png").read_bytes()[:4] == b"\x89PNG"
     assert "](t-rerun-plots/T-a.png)" in text
+
+
+def test_the_timing_table_adds_the_cpu_time_ratio_only_where_every_run_recorded_it():
+    def timed(policy, wall, cpu):
+        return seeds(policy, [0.0], [0.5], wall_seconds=wall, cpu_seconds=cpu)
+
+    both = [*seeds("clean", [0.0], [0.5]), *seeds("poisoned", [3.0], [0.5]),
+            *timed("retrain", 300.0, 100.0), *timed("relabel", 90.0, 15.0)]  # fmt: skip
+    lines = timing_table(CellStats(pool_seeds(both)), ["relabel", "retrain"]).splitlines()
+    assert lines[2:] == ["| T | a | 300 s | 90 s (0.30×; CPU 0.15×) |"]
+    # a retrain cached before CPU time was recorded: wall time only, no partial CPU ratio
+    partial = [*both[:-2], *timed("retrain", 300.0, None), both[-1]]
+    lines = timing_table(CellStats(pool_seeds(partial)), ["relabel", "retrain"]).splitlines()
+    assert lines[2:] == ["| T | a | 300 s | 90 s (0.30×) |"]

@@ -305,6 +305,10 @@ def run_job(job: Job, progress=lambda n: None) -> int:
     pending = job.pending()
     if not pending:
         return 0
+
+    def run_seconds(run):
+        return training_seconds(run), training_seconds(run, "cpu")
+
     settings = job.settings
     source_path = job.clean_path if job.attack is None else job.poisoned_path
     data = read_hdf5(source_path)
@@ -316,10 +320,12 @@ def run_job(job: Job, progress=lambda n: None) -> int:
                         cost_limit=settings.cost_limit, show_progress=False)  # fmt: skip
 
     def record(policy: str, agent, seconds, steps, extra=None, result=None) -> None:
+        """``seconds``: (wall, CPU) time of the training or repair (None where not recorded)."""
         result = measure(agent) if result is None else result
         payload = {"task": job.task, "agent": job.agent, "attack": job.attack,
                    "ratio": job.ratio, "seed": job.seed, "policy": policy,
-                   "wall_seconds": seconds, "steps": steps, **result.summary(),
+                   "wall_seconds": seconds[0], "cpu_seconds": seconds[1], "steps": steps,
+                   **result.summary(),
                    "rewards": result.rewards.tolist(), "costs": result.costs.tolist(),
                    "settings": asdict(settings), "code_version": job.code_version,
                    "data_hash": data_hash,
@@ -331,10 +337,10 @@ def run_job(job: Job, progress=lambda n: None) -> int:
     for policy in pending:
         if policy == "clean":  # with the bar a competent clean agent must reach
             extra = {"competence_threshold": competence_threshold(data, settings.cost_limit)}
-            record(policy, load_agent(base_run), training_seconds(base_run), settings.steps, extra)
+            record(policy, load_agent(base_run), run_seconds(base_run), settings.steps, extra)
             continue
         if policy == "poisoned":
-            record(policy, load_agent(base_run), training_seconds(base_run), settings.steps)
+            record(policy, load_agent(base_run), run_seconds(base_run), settings.steps)
             continue
         method, _, ablation = policy.partition("+")
         config = job.policy_config(policy)
@@ -344,7 +350,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
         clean_run = retrained_run(job, data) if method == "retrain" else None
         if clean_run is not None:
             agent = load_agent(clean_run)
-            seconds, steps = training_seconds(clean_run), settings.steps
+            seconds, steps = run_seconds(clean_run), settings.steps
             extra.update(final_metrics={}, retrained_as="clean")
         else:
             keep, forget = unlearning_samplers(data, agent, settings.batch_size, job.seed)
@@ -353,7 +359,7 @@ def run_job(job: Job, progress=lambda n: None) -> int:
                 keep, forget, method=method, config=config, show_progress=False,
                 steps=repair_steps(method, config, job.unlearn_steps, settings.steps),
             )  # fmt: skip
-            seconds, steps = history.wall_seconds, history.steps
+            seconds, steps = (history.wall_seconds, history.cpu_seconds), history.steps
             extra["final_metrics"] = history.last()
         result = measure(agent)
         if (

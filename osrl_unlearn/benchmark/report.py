@@ -485,14 +485,18 @@ def attacked_cell_table(stats: CellStats, policies: list[str], reference: str) -
 
 def timing_table(stats: CellStats, defences: list[str]) -> str:
     """Mean wall time of each defence against retraining, per task and agent (seeds pooled;
-    agents without a timed defence, whose runs the grid did not repair, are left out)."""
+    agents without a timed defence, whose runs the grid did not repair, are left out), and the
+    ratio of their CPU times where every run of both recorded one (runs sharing the machine
+    stretch wall time by whatever else ran; CPU time is the work alone)."""
     groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    cpu: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for (task, agent, *_), found in stats.cells.items():
         for policy, runs in found.items():
             if policy == "clean":
                 continue
-            groups[(task, agent)][policy] += [r["wall_seconds"] for r in runs.values()
-                                              if r.get("wall_seconds")]  # fmt: skip
+            timed = [r for r in runs.values() if r.get("wall_seconds")]
+            groups[(task, agent)][policy] += [r["wall_seconds"] for r in timed]
+            cpu[(task, agent)][policy] += [r.get("cpu_seconds") for r in timed]
     shown = [d for d in defences if d != "retrain"]
     lines = ["| task | agent | retrain | " + " | ".join(shown) + " |",
              "|" + "---|" * (3 + len(shown))]  # fmt: skip
@@ -500,19 +504,30 @@ def timing_table(stats: CellStats, defences: list[str]) -> str:
         if not any(times.get(d) for d in defences):
             continue
         retrain = _mean(times.get("retrain"))
+        cpu_retrain = _complete_mean(cpu[(task, agent)].get("retrain"))
         cells_text = []
         for d in shown:
             mean = _mean(times.get(d))
+            cpu_mean = _complete_mean(cpu[(task, agent)].get(d))
             if mean is None:
                 cells_text.append("–")
             elif retrain:
-                cells_text.append(f"{mean:.0f} s ({mean / retrain:.2f}×)")
+                on_cpu = (f"; CPU {cpu_mean / cpu_retrain:.2f}×"
+                          if cpu_mean is not None and cpu_retrain else "")  # fmt: skip
+                cells_text.append(f"{mean:.0f} s ({mean / retrain:.2f}×{on_cpu})")
             else:
                 cells_text.append(f"{mean:.0f} s")
         retrain_text = f"{retrain:.0f} s" if retrain else "–"
         lines.append(f"| {_short_task(task)} | {agent} | {retrain_text} | "
                      + " | ".join(cells_text) + " |")  # fmt: skip
     return "\n".join(lines)
+
+
+def _complete_mean(values: list | None) -> float | None:
+    """The mean of ``values`` when every one was recorded (no None), else None."""
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
 
 
 def removal_table(stats: CellStats, defences: list[str]) -> str:

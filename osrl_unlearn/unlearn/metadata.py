@@ -26,6 +26,7 @@ def unlearning_metadata(
         "steps": history.steps,
         "stopped_early": history.stopped_early,
         "wall_seconds": round(history.wall_seconds, 3),
+        "cpu_seconds": round(history.cpu_seconds, 3),
         "kappa_q": history.kappa,
         "sigma_q": history.sigma,
         "final_metrics": history.last(),

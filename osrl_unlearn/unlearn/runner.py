@@ -72,12 +72,12 @@ def run_training(
 ) -> UnlearningHistory:
     """The loop of every repair method: ``model`` (``agent`` itself, or a fresh agent whose
     weights ``agent`` adopts at the end) takes one step per batch, with the checks, metrics,
-    callback (returning True stops), progress bar and wall time. The step is the agent's ``trainer`` step, or ``step_maker(logger)``
+    callback (returning True stops), progress bar, wall and CPU time. The step is the agent's ``trainer`` step, or ``step_maker(logger)``
     (anything with ``updates(*batch)`` that stores its metrics in ``logger``). A batch may be a
     tuple of batches (Safe-RULE's keep and forget): ``check(*batch)`` then validates it, where
     the default checks one keep batch (``finite_checked``: its sampler's data was checked)."""
     history = UnlearningHistory(method=method)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     recorder = _StepRecorder(logger)
     if step_maker is not None:
         training_step = step_maker(recorder)
@@ -113,4 +113,5 @@ def run_training(
     if model is not agent:
         adopt(agent, model)
     history.wall_seconds = time.perf_counter() - started
+    history.cpu_seconds = time.process_time() - cpu_started
     return history
