@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from osrl_unlearn.fast import by_hand
+from osrl_unlearn.fast.by_hand import vae_loss
 from osrl_unlearn.fast.networks import (
     FusedAdam,
     StackedMLP,
@@ -71,7 +71,7 @@ class ActorCriticStep(Step):
         """OSRL's ``vae_loss`` step (one latent draw)."""
         vae = self.model.vae
         noise = self.gaussian_like(obs.new_empty(len(obs), vae.latent_dim))
-        loss = by_hand.vae_loss(vae, obs, actions, noise, self.model.beta)
+        loss = vae_loss(vae, obs, actions, noise, self.model.beta)
         yield Update(loss, (self.vae_optim,))
         return {"loss/loss_vae": loss.detach()}
 
