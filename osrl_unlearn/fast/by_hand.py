@@ -17,10 +17,13 @@ which overwrites them).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 _relu_backward = torch.ops.aten.threshold_backward
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
 def _linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
@@ -92,3 +95,50 @@ class _VaeLoss(torch.autograd.Function):
         grad = _relu_backward(grad @ vae.e2.weight, h1, 0)
         _write_linear_grads(vae.e1, grad, x)
         return None, None, None, None, None, None
+
+
+def weighted_bc_loss(actor: nn.Module, obs: torch.Tensor, actions: torch.Tensor,
+                     weights: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """COptiDICE's policy extraction (OSRL ``COptiDICE.actor_loss``): ``-(weights * log_prob).mean()``
+    with ``log_prob`` the summed Gaussian log-density of ``actions`` under OSRL's
+    ``SquashedGaussianMLPActor``'s (mu, std) at ``obs`` (before its tanh), with its backward by
+    hand. ``weights`` (B,) get no gradient."""
+    return _WeightedBCLoss.apply(actor.mu_layer.weight, actor, obs, actions, weights)
+
+
+class _WeightedBCLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, anchor, actor, obs, actions, weights):
+        body = [m for m in actor.net.modules() if isinstance(m, nn.Linear)]
+        hidden = [obs]
+        for layer in body:
+            hidden.append(_linear(hidden[-1], layer).relu_())
+        mu = _linear(hidden[-1], actor.mu_layer)
+        raw_log_std = _linear(hidden[-1], actor.log_std_layer)
+        log_std = raw_log_std.clamp(-20, 2)
+        std = log_std.exp()
+        error = actions - mu
+        log_prob = -(error**2) / (2 * std**2) - log_std - _LOG_SQRT_2PI
+        ctx.actor, ctx.body = actor, body
+        ctx.saved = (hidden, raw_log_std, std, error, weights)
+        return -(weights * log_prob.sum(-1)).mean()
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        actor, body = ctx.actor, ctx.body
+        hidden, raw_log_std, std, error, weights = ctx.saved
+        ctx.saved = None
+        grad_log_prob = (weights * (-grad_loss / len(weights))).unsqueeze(1)
+        grad_mu = grad_log_prob * error / std**2
+        # d/d log_std of -(e^2) / (2 std^2) - log_std, where the clamp passes gradient
+        inside = (raw_log_std >= -20) & (raw_log_std <= 2)
+        grad_log_std = grad_log_prob * (error**2 / std**2 - 1) * inside
+        _write_linear_grads(actor.mu_layer, grad_mu, hidden[-1])
+        _write_linear_grads(actor.log_std_layer, grad_log_std, hidden[-1])
+        grad = (grad_mu @ actor.mu_layer.weight).addmm_(grad_log_std, actor.log_std_layer.weight)
+        for i in range(len(body) - 1, -1, -1):
+            grad = _relu_backward(grad, hidden[i + 1], 0)
+            _write_linear_grads(body[i], grad, hidden[i])
+            if i > 0:
+                grad = grad @ body[i].weight
+        return None, None, None, None, None

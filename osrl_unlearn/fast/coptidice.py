@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from osrl_unlearn.fast.actor_critic import Metrics
+from osrl_unlearn.fast.by_hand import weighted_bc_loss
 from osrl_unlearn.fast.networks import (
     FlatParameters,
     FusedAdam,
     StackedMLP,
     flatten_modules,
-    squashed_gaussian,
 )
 from osrl_unlearn.fast.updates import Step, Update, Updates
 
@@ -119,12 +119,10 @@ class COptiDICEStep(Step):
         batch = obs.shape[0]
         obs_eps = torch.randn_like(obs) * model.observations_std * 0.1
         act_eps = torch.randn_like(actions) * model.actions_std * 0.1
-        mu, std, _ = squashed_gaussian(model.actor, obs + obs_eps, None)
-        torch.randn(mu.shape)  # the actor's sample OSRL draws and does not use
+        torch.randn(len(obs), model.action_dim)  # the actor's sample OSRL draws and does not use
         with torch.no_grad():
             nu = self.nu_values(torch.cat([obs, next_obs]))
             _, w_new = self.optimal_w(nu[:batch], nu[batch:], rewards, costs, done)
-        log_prob = normal_log_prob(actions + act_eps, mu, std).sum(-1)
-        actor_loss = -(w_new * log_prob).mean()
+        actor_loss = weighted_bc_loss(model.actor, obs + obs_eps, actions + act_eps, w_new)
         yield Update(actor_loss, (self.actor_optim,))
         return {"loss/actor_loss": actor_loss.detach()}
