@@ -10,8 +10,8 @@ critics. The values are autograd's to float32 rounding (``tests/fast/test_by_han
 equivalence tests against OSRL's trainer).
 
 Each loss is a ``torch.autograd.Function`` taking an ``anchor`` (one trained parameter, so the
-result requires a gradient); its backward returns no gradient for it and writes the gradients
-itself, so the parameters' ``.grad`` must be the flat buffer's views (one such loss per backward,
+result requires a gradient); its backward returns no gradient for it (nor for the inputs: only
+the network's parameters are trained) and writes the gradients itself, so the parameters' ``.grad`` must be the flat buffer's views (one such loss per backward,
 which overwrites them).
 """
 
