@@ -11,8 +11,8 @@ equivalence tests against OSRL's trainer).
 
 Each loss is a ``torch.autograd.Function`` taking an ``anchor`` (one trained parameter, so the
 result requires a gradient); its backward returns no gradient for it (nor for the inputs: only
-the network's parameters are trained) and writes the gradients itself, so the parameters' ``.grad`` must be the flat buffer's views (one such loss per backward,
-which overwrites them).
+the network's parameters are trained) and writes the gradients itself, overwriting the
+parameters' ``.grad`` (the flat buffer's views; one such loss per backward).
 """
 
 from __future__ import annotations
