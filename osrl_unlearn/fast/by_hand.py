@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 _relu_backward = torch.ops.aten.threshold_backward
-_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+"""log(sqrt(2 pi)), the Gaussian log-density's constant."""
 
 
 def _linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
@@ -118,7 +119,7 @@ class _WeightedBCLoss(torch.autograd.Function):
         log_std = raw_log_std.clamp(-20, 2)
         std = log_std.exp()
         error = actions - mu
-        log_prob = -(error**2) / (2 * std**2) - log_std - _LOG_SQRT_2PI
+        log_prob = -(error**2) / (2 * std**2) - log_std - LOG_SQRT_2PI
         ctx.actor, ctx.body = actor, body
         ctx.saved = (hidden, raw_log_std, std, error, weights)
         return -(weights * log_prob.sum(-1)).mean()

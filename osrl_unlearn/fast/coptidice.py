@@ -9,14 +9,12 @@ draws (observation noise, action noise, the actor's unused sample) in OSRL's ord
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from osrl_unlearn.fast.actor_critic import Metrics
-from osrl_unlearn.fast.by_hand import weighted_bc_loss
+from osrl_unlearn.fast.by_hand import LOG_SQRT_2PI, weighted_bc_loss
 from osrl_unlearn.fast.networks import (
     FlatParameters,
     FusedAdam,
@@ -25,12 +23,10 @@ from osrl_unlearn.fast.networks import (
 )
 from osrl_unlearn.fast.updates import Step, Update, Updates
 
-_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
-
 
 def normal_log_prob(value: torch.Tensor, mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """``torch.distributions.Normal(mu, std).log_prob(value)``, without the distribution object."""
-    return -((value - mu) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
+    return -((value - mu) ** 2) / (2 * std**2) - std.log() - LOG_SQRT_2PI
 
 
 class COptiDICEStep(Step):
