@@ -488,27 +488,27 @@ def timing_table(stats: CellStats, defences: list[str]) -> str:
     agents without a timed defence, whose runs the grid did not repair, are left out), and the
     ratio of their CPU times where every run of both recorded one (runs sharing the machine
     stretch wall time by whatever else ran; CPU time is the work alone)."""
-    groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    cpu: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for (task, agent, *_), found in stats.cells.items():
         for policy, runs in found.items():
-            if policy == "clean":
-                continue
-            timed = [r for r in runs.values() if r.get("wall_seconds")]
-            groups[(task, agent)][policy] += [r["wall_seconds"] for r in timed]
-            cpu[(task, agent)][policy] += [r.get("cpu_seconds") for r in timed]
+            if policy != "clean":
+                groups[(task, agent)][policy] += [r for r in runs.values() if r.get("wall_seconds")]
+
+    def means(runs: list[dict] | None) -> tuple[float | None, float | None]:
+        runs = runs or []
+        return (_mean([r["wall_seconds"] for r in runs]),
+                _complete_mean([r.get("cpu_seconds") for r in runs]))  # fmt: skip
+
     shown = [d for d in defences if d != "retrain"]
     lines = ["| task | agent | retrain | " + " | ".join(shown) + " |",
              "|" + "---|" * (3 + len(shown))]  # fmt: skip
     for (task, agent), times in sorted(groups.items()):
         if not any(times.get(d) for d in defences):
             continue
-        retrain = _mean(times.get("retrain"))
-        cpu_retrain = _complete_mean(cpu[(task, agent)].get("retrain"))
+        retrain, cpu_retrain = means(times.get("retrain"))
         cells_text = []
         for d in shown:
-            mean = _mean(times.get(d))
-            cpu_mean = _complete_mean(cpu[(task, agent)].get(d))
+            mean, cpu_mean = means(times.get(d))
             if mean is None:
                 cells_text.append("–")
             elif retrain:

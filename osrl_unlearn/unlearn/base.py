@@ -31,8 +31,9 @@ class UnlearningHistory:
     steps: int = 0
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
-    """This process's CPU time over the run: what the repair cost, whatever else shared the
-    machine (wall time on a shared machine measures the contention as much as the work)."""
+    """This process's CPU time over the run (all its threads): what the repair cost, whatever
+    else shared the machine (wall time on a shared machine measures the contention as much as
+    the work)."""
     kappa: float = 0.0
     sigma: float = 0.0
     stopped_early: bool = False
