@@ -22,6 +22,8 @@ import math
 import torch
 from torch import nn
 
+from osrl_unlearn.fast.networks import linear_layers
+
 _relu_backward = torch.ops.aten.threshold_backward
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 """log(sqrt(2 pi)), the Gaussian log-density's constant."""
@@ -110,7 +112,7 @@ def weighted_bc_loss(actor: nn.Module, obs: torch.Tensor, actions: torch.Tensor,
 class _WeightedBCLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, anchor, actor, obs, actions, weights):
-        body = [m for m in actor.net.modules() if isinstance(m, nn.Linear)]
+        body = linear_layers(actor.net)
         hidden = [obs]
         for layer in body:
             hidden.append(_linear(hidden[-1], layer).relu_())
