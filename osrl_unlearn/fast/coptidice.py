@@ -9,12 +9,15 @@ draws (observation noise, action noise, the actor's unused sample) in OSRL's ord
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from osrl_unlearn.fast.actor_critic import Metrics
-from osrl_unlearn.fast.by_hand import LOG_SQRT_2PI, weighted_bc_loss
+from osrl_unlearn.fast.by_hand import (
+    LOG_SQRT_2PI,
+    coptidice_dual_loss,
+    weighted_bc_loss,
+)
 from osrl_unlearn.fast.networks import (
     FlatParameters,
     FusedAdam,
@@ -65,46 +68,14 @@ class COptiDICEStep(Step):
     def dual_update(self, obs, next_obs, rewards, costs, done, is_init) -> Updates[Metrics]:
         """The nu, chi, lambda and tau updates of OSRL's ``update``."""
         model = self.model
-        batch = obs.shape[0]
         model._lmbda = F.softplus(model.lmbda)
         model._tau = F.softplus(model.tau)
         out: Metrics = {}
-
-        def loss_of(values: torch.Tensor) -> torch.Tensor:
-            nu = torch.amin(values[: self.nu_heads], 0)
-            nu_s, nu_next = nu[:batch], nu[batch:]
-            e_nu_lambda, w_sa = self.optimal_w(nu_s, nu_next, rewards, costs, done)
-            nu_init = nu_s * is_init / model.init_state_propotion
-            w_fixed = w_sa.detach()
-            f_w = model.f_fn(w_sa)  # OSRL evaluates it twice, on w and on w without gradient
-            out["loss/Df"] = f_w.detach().mean()
-            if model.cost_ub_epsilon == 0:
-                weighted_c = (w_fixed * costs).mean()
-                chi_loss = tau_loss = d_kl = torch.zeros(1)
-            else:
-                chi = torch.amin(values[self.nu_heads :], 0)
-                chi_s, chi_next = chi[:batch], chi[batch:]
-                chi_init = chi_s * is_init / model.init_state_propotion
-                ell = (1 - model.gamma) * chi_init + w_fixed * (
-                    costs + model.gamma * (1 - done) * chi_next - chi_s
-                )
-                logits = ell / model._tau.detach()
-                weights = torch.softmax(logits, dim=0) * batch
-                log_weights = torch.log_softmax(logits, dim=0) + np.log(batch)
-                d_kl = (weights * log_weights - weights + 1).mean()
-                weighted_c = (weights * w_fixed * costs).mean()
-                chi_loss = (weights * ell).mean()
-                tau_loss = model._tau * (model.cost_ub_epsilon - d_kl.detach())
-            nu_loss = (1 - model.gamma) * nu_init.mean() + (
-                w_sa * e_nu_lambda - model.alpha * f_w
-            ).mean()
-            lmbda_loss = model._lmbda * (model.qc_thres - weighted_c.detach())
-            out.update({"loss/chi_loss": chi_loss, "loss/tau_loss": tau_loss, "loss/D_kl": d_kl,
-                        "loss/td_error": e_nu_lambda.pow(2).mean(), "loss/nu_loss": nu_loss,
-                        "loss/lmbda_loss": lmbda_loss})  # fmt: skip
-            return chi_loss + nu_loss + tau_loss.sum() + lmbda_loss.sum()
-
-        loss = self.values.loss(torch.cat([obs, next_obs]), loss_of)
+        loss = self.values.loss(
+            torch.cat([obs, next_obs]),
+            lambda values: coptidice_dual_loss(values, model, self.nu_heads,
+                                               rewards, costs, done, is_init, out),
+        )  # fmt: skip
         yield Update(loss, (self.critic_optim, self.scalar_optim))
         out.update({"loss/tau": model._tau, "loss/lmbda": model._lmbda})
         return {key: value.detach() for key, value in out.items()}

@@ -1,7 +1,10 @@
 """The losses with hand-written backward passes give autograd's value and gradients."""
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 from osrl.common.net import VAE, SquashedGaussianMLPActor
 from torch import nn
 from torch.distributions import Normal
@@ -81,3 +84,88 @@ def test_the_weighted_bc_loss_and_every_gradient_match_autograd(clamped, flat):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=name)
     if clamped:
         assert ours.log_std_layer.bias.grad[0] == 0 and ours.log_std_layer.bias.grad[1] != 0
+
+
+def coptidice(f_type, cost_ub_epsilon):
+    from osrl_unlearn.stack import import_osrl_algorithms
+
+    torch.manual_seed(0)
+    model = import_osrl_algorithms().COptiDICE(
+        state_dim=3, action_dim=2, max_action=1.0, f_type=f_type, init_state_propotion=0.1,
+        observations_std=torch.ones(3).numpy(), actions_std=torch.ones(2).numpy(),
+        a_hidden_sizes=[8], c_hidden_sizes=[8], gamma=0.99, alpha=0.5,
+        cost_ub_epsilon=cost_ub_epsilon, num_nu=2, num_chi=2, cost_limit=10, episode_len=300,
+    )  # fmt: skip
+    with torch.no_grad():
+        model.lmbda.fill_(0.3)
+        model.tau.fill_(-0.2)
+    return model
+
+
+def osrl_dual_losses(model, values, rewards, costs, done, is_init):
+    """OSRL's ``COptiDICE.update`` up to its four losses, from the heads' values (2 nu heads,
+    then 2 chi heads, on current then next states); their sum."""
+    size = rewards.shape[0]
+    model._lmbda, model._tau = F.softplus(model.lmbda), F.softplus(model.tau)
+    nu, chi = values[:2].amin(0), values[2:].amin(0)
+    e = rewards - model._lmbda.detach() * costs
+    e = e + model.gamma * (1.0 - done) * nu[size:] - nu[:size]
+    w = F.relu(model.f_prime_inv_fn(e / model.alpha))
+    nu_init = nu[:size] * is_init / model.init_state_propotion
+    if model.cost_ub_epsilon == 0:
+        weighted_c, chi_loss, tau_loss = (w.detach() * costs).mean(), 0, torch.zeros(1)
+    else:
+        chi_init = chi[:size] * is_init / model.init_state_propotion
+        ell = (1 - model.gamma) * chi_init + w.detach() * (
+            costs + model.gamma * (1 - done) * chi[size:] - chi[:size]
+        )
+        logits = ell / model._tau.detach()
+        weights = torch.softmax(logits, dim=0) * size
+        log_weights = torch.log_softmax(logits, dim=0) + math.log(size)
+        d_kl = (weights * log_weights - weights + 1).mean()
+        weighted_c = (weights * w.detach() * costs).mean()
+        chi_loss = (weights * ell).mean()
+        tau_loss = model._tau * (model.cost_ub_epsilon - d_kl.detach())
+    nu_loss = (1 - model.gamma) * nu_init.mean() + (w * e - model.alpha * model.f_fn(w)).mean()
+    lmbda_loss = model._lmbda * (model.qc_thres - weighted_c.detach())
+    return chi_loss + nu_loss + tau_loss.sum() + lmbda_loss.sum()
+
+
+@pytest.mark.parametrize("f_type", ["chi2", "softchi", "kl"])
+@pytest.mark.parametrize("cost_ub_epsilon", [0.0, 0.01])
+def test_the_coptidice_dual_loss_and_its_gradients_match_autograd(f_type, cost_ub_epsilon):
+    torch.manual_seed(3)
+    size = 64
+    values = torch.randn(4, 2 * size) * 2
+    values[1, :8] = values[0, :8]  # tied nu heads: the gradient is shared, as amin's
+    values[3, 5:9] = values[2, 5:9]
+    rewards, costs = torch.randn(size), (torch.rand(size) < 0.3).float() * 2
+    done, is_init = (torch.rand(size) < 0.1).float(), (torch.rand(size) < 0.1).float()
+    batch = (rewards, costs, done, is_init)
+
+    reference, ours = coptidice(f_type, cost_ub_epsilon), coptidice(f_type, cost_ub_epsilon)
+    theirs = values.clone().requires_grad_()
+    expected = osrl_dual_losses(reference, theirs, *batch)
+    expected.sum().backward()
+    mine = values.clone().requires_grad_()
+    ours._lmbda, ours._tau = F.softplus(ours.lmbda), F.softplus(ours.tau)
+    metrics = {}
+    got = by_hand.coptidice_dual_loss(mine, ours, 2, *batch,
+                                      metrics)  # fmt: skip
+    got.backward()
+
+    torch.testing.assert_close(got, expected.reshape(()), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(ours.lmbda.grad, reference.lmbda.grad, rtol=1e-5, atol=1e-7)
+    if cost_ub_epsilon:
+        torch.testing.assert_close(ours.tau.grad, reference.tau.grad, rtol=1e-5, atol=1e-7)
+        assert mine.grad[2:].abs().sum() > 0
+    else:  # no chi term: the chi heads and tau get nothing
+        assert ours.tau.grad is None and mine.grad[2:].abs().sum() == 0
+    assert mine.grad[:2, :8].eq(mine.grad[:2, :8].flip(0)).all()  # ties split evenly
+    if f_type == "chi2":  # some w = relu(e / alpha + 1) cut at zero, so the mask is exercised
+        e = rewards - F.softplus(ours.lmbda).detach() * costs
+        e = e + ours.gamma * (1 - done) * values[:2, size:].amin(0) - values[:2, :size].amin(0)
+        assert (e / ours.alpha + 1 < 0).any()
+    assert set(metrics) == {"loss/Df", "loss/chi_loss", "loss/tau_loss", "loss/D_kl",
+                            "loss/td_error", "loss/nu_loss", "loss/lmbda_loss"}  # fmt: skip
