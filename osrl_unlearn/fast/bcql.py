@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from osrl_unlearn.fast.actor_critic import ActorCriticStep, Metrics
+from osrl_unlearn.fast.by_hand import mmd_loss
 from osrl_unlearn.fast.networks import (
     linear_layers,
     mlp,
@@ -185,10 +186,7 @@ class BEARLStep(TwinCriticStep):
         noise = self.gaussian(len(stacked), model.action_dim)
         _, _, raw = squashed_gaussian(model.actor, stacked, noise)
         raw_actor_actions = raw.view(batch, samples, model.action_dim)
-        kernel = (
-            model.mmd_loss_laplacian if model.kernel == "laplacian" else model.mmd_loss_gaussian
-        )
-        mmd = kernel(raw_data_actions, raw_actor_actions, sigma=model.mmd_sigma)
+        mmd = mmd_loss(raw_data_actions, raw_actor_actions, model.mmd_sigma, model.kernel)
         return mmd, torch.tanh(raw_actor_actions[:, 0, :])
 
     def actor_update(self, obs):

@@ -169,3 +169,24 @@ def test_the_coptidice_dual_loss_and_its_gradients_match_autograd(f_type, cost_u
         assert (e / ours.alpha + 1 < 0).any()
     assert set(metrics) == {"loss/Df", "loss/chi_loss", "loss/tau_loss", "loss/D_kl",
                             "loss/td_error", "loss/nu_loss", "loss/lmbda_loss"}  # fmt: skip
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "laplacian"])
+def test_the_mmd_and_its_gradient_match_osrl_bearl_under_autograd(kernel):
+    from osrl_unlearn.stack import import_osrl_algorithms
+
+    bearl = import_osrl_algorithms().BEARL
+    torch.manual_seed(4)
+    data, actor = torch.randn(8, 5, 2), torch.randn(8, 5, 2)
+    actor[:, 1] = actor[:, 0]  # equal samples: abs's gradient at 0 is 0, as autograd's
+    actor[:, 2, 0] = data[:, 3, 0]
+    theirs, mine = actor.clone().requires_grad_(), actor.clone().requires_grad_()
+    osrl_mmd = bearl.mmd_loss_laplacian if kernel == "laplacian" else bearl.mmd_loss_gaussian
+    expected = osrl_mmd(None, data, theirs, sigma=0.7)
+    weights = torch.rand(8)  # a loss that weighs each state's MMD differently
+    (expected * weights).sum().backward()
+    got = by_hand.mmd_loss(data, mine, 0.7, kernel)
+    (got * weights).sum().backward()
+
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-5, atol=1e-6)
