@@ -9,10 +9,13 @@ buffer (:class:`~osrl_unlearn.fast.networks.FlatParameters`), as ``StackedMLP.lo
 critics. The values are autograd's to float32 rounding (``tests/fast/test_by_hand.py``, and the
 equivalence tests against OSRL's trainer).
 
-Each loss is a ``torch.autograd.Function`` taking an ``anchor`` (one trained parameter, so the
-result requires a gradient); its backward returns no gradient for it (nor for the inputs: only
-the network's parameters are trained) and writes the gradients itself, overwriting the
-parameters' ``.grad`` (the flat buffer's views; one such loss per backward).
+The network losses (the VAE's, the weighted behaviour cloning) are ``torch.autograd.Function``s
+taking an ``anchor`` (one trained parameter, so the result requires a gradient); their backward
+returns no gradient for it (nor for the inputs: only the network's parameters are trained) and
+writes the gradients itself, overwriting the parameters' ``.grad`` (the flat buffer's views; one
+such loss per backward). The elementwise losses on network outputs (COptiDICE's dual losses,
+BEAR's MMD) return their inputs' gradients to autograd as usual, which carries them on into the
+networks.
 """
 
 from __future__ import annotations
@@ -160,6 +163,16 @@ def coptidice_dual_loss(values: torch.Tensor, model: nn.Module, nu_heads: int,
                            (rewards, costs, done, is_init), metrics)  # fmt: skip
 
 
+def coptidice_optimal_w(model: nn.Module, lmbda: torch.Tensor, nu_s: torch.Tensor,
+                        nu_next: torch.Tensor, rewards: torch.Tensor, costs: torch.Tensor,
+                        done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """OSRL's ``COptiDICE._optimal_w`` from the nu values and lambda (softplus of the dual, used
+    without gradient): (e_nu_lambda, w(s, a))."""
+    e = rewards - lmbda.detach() * costs
+    e = e + model.gamma * (1.0 - done) * nu_next - nu_s
+    return e, F.relu(model.f_prime_inv_fn(e / model.alpha))
+
+
 def _amin_backward(values: torch.Tensor, least: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """``torch.amin(values, 0)``'s backward: the gradient shared among the tied minima."""
     ties = values == least
@@ -173,15 +186,13 @@ class _DualLoss(torch.autograd.Function):
         size, gamma, alpha = rewards.shape[0], model.gamma, model.alpha
         nu = torch.amin(values[:nu_heads], 0)
         nu_s, nu_next = nu[:size], nu[size:]
-        e = rewards - lmbda * costs
-        e = e + gamma * (1.0 - done) * nu_next - nu_s
-        w = F.relu(model.f_prime_inv_fn(e / alpha))
+        e, w = coptidice_optimal_w(model, lmbda, nu_s, nu_next, rewards, costs, done)
         proportion = model.init_state_propotion
         f_w = model.f_fn(w)
         chi = softmax = ell = None
         if model.cost_ub_epsilon == 0:
             weighted_c = (w * costs).mean()
-            chi_loss = tau_loss = d_kl = torch.zeros(1)
+            chi_loss = tau_loss = d_kl = values.new_zeros(1)
         else:
             chi = torch.amin(values[nu_heads:], 0)
             chi_s, chi_next = chi[:size], chi[size:]
@@ -202,20 +213,8 @@ class _DualLoss(torch.autograd.Function):
                         "loss/D_kl": d_kl, "loss/td_error": e.pow(2).mean(), "loss/nu_loss": nu_loss,
                         "loss/lmbda_loss": lmbda_loss})  # fmt: skip
         ctx.model, ctx.nu_heads = model, nu_heads
-        ctx.saved = (
-            values,
-            nu,
-            chi,
-            e,
-            w,
-            is_init / proportion,
-            done,
-            softmax,
-            ell,
-            tau,
-            weighted_c,
-            d_kl,
-        )
+        ctx.saved = (values, nu, chi, e, w, is_init / proportion, done, softmax, ell, tau,
+                     weighted_c, d_kl)  # fmt: skip
         return (chi_loss + nu_loss + tau_loss.sum() + lmbda_loss.sum()).reshape(())
 
     @staticmethod
@@ -247,7 +246,7 @@ class _DualLoss(torch.autograd.Function):
 
 
 def mmd_loss(data_actions: torch.Tensor, actor_actions: torch.Tensor, sigma: float,
-        kernel: str) -> torch.Tensor:  # fmt: skip
+             kernel: str) -> torch.Tensor:  # fmt: skip
     """BEAR's MMD (B,) between ``data_actions`` and ``actor_actions`` (B, N, d) as OSRL's
     ``BEARL.mmd_loss_gaussian`` / ``mmd_loss_laplacian`` computes it, with its backward by hand
     (the gradient goes to ``actor_actions`` only, as in OSRL, where the data actions are drawn

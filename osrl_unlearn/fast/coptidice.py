@@ -16,6 +16,7 @@ from osrl_unlearn.fast.actor_critic import Metrics
 from osrl_unlearn.fast.by_hand import (
     LOG_SQRT_2PI,
     coptidice_dual_loss,
+    coptidice_optimal_w,
     weighted_bc_loss,
 )
 from osrl_unlearn.fast.networks import (
@@ -48,10 +49,9 @@ class COptiDICEStep(Step):
 
     def optimal_w(self, nu_s, nu_next, rewards, costs, done):
         """OSRL's ``_optimal_w`` from the nu values: (e_nu_lambda, w(s, a))."""
-        model = self.model
-        e = rewards - model._lmbda.detach() * costs
-        e = e + model.gamma * (1.0 - done) * nu_next - nu_s
-        return e, F.relu(model.f_prime_inv_fn(e / model.alpha))
+        return coptidice_optimal_w(
+            self.model, self.model._lmbda, nu_s, nu_next, rewards, costs, done
+        )
 
     def nu_values(self, obs: torch.Tensor) -> torch.Tensor:
         """nu(s) as OSRL's ``nu_network.predict`` gives it (minimum over the heads), no gradient."""
