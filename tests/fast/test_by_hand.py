@@ -150,8 +150,7 @@ def test_the_coptidice_dual_loss_and_its_gradients_match_autograd(f_type, cost_u
     mine = values.clone().requires_grad_()
     ours._lmbda, ours._tau = F.softplus(ours.lmbda), F.softplus(ours.tau)
     metrics = {}
-    got = by_hand.coptidice_dual_loss(mine, ours, 2, *batch,
-                                      metrics)  # fmt: skip
+    got = by_hand.coptidice_dual_loss(mine, ours, 2, *batch, metrics)
     got.backward()
 
     torch.testing.assert_close(got, expected.reshape(()), rtol=1e-6, atol=1e-6)
