@@ -25,7 +25,7 @@ from osrl_unlearn.benchmark.grid import dataset_config
 from osrl_unlearn.cli import run_script
 from osrl_unlearn.data import read_hdf5
 from osrl_unlearn.errors import ConfigError
-from osrl_unlearn.evaluation import evaluate
+from osrl_unlearn.evaluation import batched_policy, evaluate
 from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
 from osrl_unlearn.training import profile_settings, train_agent
 
@@ -68,6 +68,11 @@ class CleanProfilesConfig:
     """torch threads."""
     summarise: Optional[str] = None
     """Instead of training: print one markdown table of every row in this folder's *.jsonl."""
+    critic_estimate: bool = False
+    """Also record, per milestone, what the agent's own cost critic predicts from the data alone
+    (no environment): min-head Q_c(s, pi(s)) averaged over the data's episode starts and over
+    4,096 of its rows (agents with a Q cost critic), to see whether it tells safe milestones
+    from unsafe ones."""
 
 
 def summary_table(folder: str) -> str:
@@ -85,6 +90,28 @@ def summary_table(folder: str) -> str:
             f"{'yes' if reward >= r['competence_threshold'] else 'no'} ({r['competence_threshold']:.3f}) |"
         )
     return "\n".join(lines)
+
+
+def cost_critic_estimate(model, data, rows: int = 4096, seed: int = 0) -> dict:
+    """Mean min-head Q_c(s, pi(s)) of ``model``'s cost critic over ``data``'s episode starts and
+    over ``rows`` of its rows drawn with ``seed``; empty for an agent without a Q cost critic."""
+    if not hasattr(model, "cost_critic"):
+        return {}
+    observations = torch.as_tensor(data.arrays()["observations"], dtype=torch.float32)
+    starts = torch.as_tensor(data.episode_bounds()[:, 0])
+    sampled = torch.randint(
+        len(observations), (rows,), generator=torch.Generator().manual_seed(seed)
+    )
+    policy, estimate = batched_policy(model), {}
+    # the policy may sample (BCQ-Lag's VAE): its draws must not move the training run's
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(seed)
+        for name, index in (("start", starts), ("data", sampled)):
+            obs = observations[index]
+            q = model.cost_critic.predict(obs, policy(obs))
+            qc = torch.minimum(q[0], q[1]) if len(q) == 4 else q[0]  # twin ensembles: both minima
+            estimate[f"critic/qc_{name}"] = float(qc.mean())
+    return estimate
 
 
 def main(cfg: CleanProfilesConfig) -> None:
@@ -120,6 +147,8 @@ def main(cfg: CleanProfilesConfig) -> None:
                                   cost_limit=cfg.cost_limit, show_progress=False)  # fmt: skip
                 row = {"label": cfg.label, "task": cfg.task, "dataset": cfg.dataset, "step": step,
                        "competence_threshold": threshold, **asdict(settings), **result.summary()}  # fmt: skip
+                if cfg.critic_estimate:
+                    row.update(cost_critic_estimate(model, data))
                 rows.append(row)
                 print(f"{agent:9s} seed {seed} {step:6d} steps: {result.format()}", flush=True)
                 with Path(cfg.out).open("a") as f:
