@@ -264,7 +264,7 @@ class _Mmd(torch.autograd.Function):
         both = torch.cat([data_actions, actor_actions], 1).transpose(1, 2).contiguous()
         diff = both.unsqueeze(3) - both.unsqueeze(2)  # (B, d, 2N, 2N)
         dist = (diff.pow(2) if gaussian else diff.abs()).sum(1)
-        k = (-dist / (2.0 * sigma)).exp()
+        k = dist.div_(-2.0 * sigma).exp_()  # x / -c is -(x / c) to the bit: OSRL's -d / (2 sigma)
         means = k.view(batch, 2, n, 2, n).mean(dim=(2, 4))  # (B, 2, 2): xx, xy / yx, yy
         value = (means[:, 0, 0] + means[:, 1, 1] - 2.0 * means[:, 0, 1] + 1e-6).sqrt()
         ctx.sigma, ctx.gaussian, ctx.n = sigma, gaussian, n
@@ -281,6 +281,9 @@ class _Mmd(torch.autograd.Function):
         # d/dy_j = -1/sigma (sum_b k(y_j, y_b) phi'(y_j - y_b) - sum_a k(y_j, x_a) phi'(y_j - x_a))
         scale = grad_value / (2.0 * value) / (n * n) / -sigma
         rows = diff[:, :, n:]  # (B, d, N, 2N): the actor samples' rows
-        slope = k[:, n:].unsqueeze(1) * (2.0 * rows if ctx.gaussian else rows.sign())
+        # phi' = 2 (y - z) for the square: the factor 2 goes on the scale (exact, a power of 2)
+        slope = k[:, n:].unsqueeze(1) * (rows if ctx.gaussian else rows.sign())
+        if ctx.gaussian:
+            scale = 2.0 * scale
         grad = slope[..., n:].sum(-1) - slope[..., :n].sum(-1)  # (B, d, N)
         return (grad * scale.view(-1, 1, 1)).transpose(1, 2), None, None, None
