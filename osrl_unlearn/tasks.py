@@ -15,7 +15,11 @@ from osrl_unlearn.stack import import_dsrl
 DEFAULT_COST_LIMIT = 10.0
 _TASK_ID = re.compile(r"^Offline(?P<key>.+?)(?:Gymnasium)?-v\d+$")
 # Tasks the project generates data for and tests; any other dsrl task id still loads and validates.
-SUPPORTED_TASKS = ("OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0")
+SUPPORTED_TASKS = (
+    "OfflineCarCircle-v0",
+    "OfflinePointCircle1Gymnasium-v0",
+    "OfflinePointGoal1Gymnasium-v0",
+)
 
 
 class TaskError(UserError):

@@ -9,7 +9,11 @@ import numpy as np
 import torch
 
 from osrl_unlearn.generate.behaviour import load_actor
-from osrl_unlearn.generate.controller import CircleController, PointCircleController
+from osrl_unlearn.generate.controller import (
+    CircleController,
+    PointCircleController,
+    PointGoalController,
+)
 from osrl_unlearn.parallel import Progress, run_jobs
 from osrl_unlearn.tasks import make_env, reset_env
 
@@ -23,7 +27,7 @@ class EpisodePlan:
     actor_path: str
     noise: float
     seed: int
-    controller: CircleController | PointCircleController | None = None
+    controller: CircleController | PointCircleController | PointGoalController | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Scripted behaviour policies for the circle tasks: run round a circle, or part of one.
+"""Scripted behaviour policies: run round a circle, or part of one; drive to a goal.
 
 Cheap behaviour policies (no training): a dataset from them takes a minute or less to record
 instead of the minutes PPO-Lag needs. A set of controllers spans both sides of the cost limit, as
@@ -11,6 +11,10 @@ DSRL's behaviour policies do.
   and costs every step beyond |x| = 1.125, so the controller follows the circle with its aim point
   held within an x limit, at a speed: limit 0.8 is safe at every speed (~48 reward at speed 1.5),
   no limit earns ~56 and costs ~230 per episode.
+- PointGoal1 (Safety-Gymnasium) rewards progress towards a goal that moves on when reached and
+  costs every step inside one of eight hazards, so the controller drives at the goal, steering
+  round the hazards with a clearance or straight through them: clearance 0.15 at 1.5 m/s is safe
+  (~17 reward, cost 0), straight through earns ~22 and costs ~40 per episode.
 """
 
 from __future__ import annotations
@@ -115,13 +119,82 @@ class PointCircleController:
         )
 
 
+@dataclass(frozen=True)
+class PointGoalController:
+    """PointGoal1: drives to the goal at ``speed`` (m/s, held by feedback on the forward
+    velocity), pushed away from every hazard whose edge lies within ``clearance`` + ``reach`` and
+    round it on the goal's side, slowing down as it nears one; a negative ``clearance`` drives
+    straight through the hazards.
+
+    Like :class:`PointCircleController` it reads the simulator's state (positions of the robot,
+    goal and hazards), which the recorded observations (lidars) only hint at."""
+
+    clearance: float
+    speed: float
+    reach: float = 0.6
+    """How far beyond the clearance a hazard starts to push (m)."""
+    push: float = 3.0
+    """Weight of the push away from a hazard at the clearance, against 1 towards the goal."""
+    detour: float = 1.5
+    """Weight of the push round a hazard at the clearance."""
+    brake: float = 0.7
+    """Share of the speed shed at the clearance of the nearest hazard."""
+    gain: float = 10.0
+    speed_gain: float = 20.0
+
+    def policy_for(self, env) -> Policy:
+        # looked up on every step: the goal moves when reached, a reset rebuilds the world
+        return lambda obs: self.act(env.unwrapped.task)
+
+    def source(self) -> dict:
+        """How the dataset summary names this behaviour."""
+        avoid = "straight through hazards" if self.clearance < 0 else (
+            f"clearance {self.clearance:g}")  # fmt: skip
+        return {"label": f"controller, {avoid}, speed {self.speed:g}",
+                "clearance": self.clearance, "speed": self.speed}  # fmt: skip
+
+    def act(self, task) -> np.ndarray:
+        agent = task.agent
+        position = np.asarray(agent.pos[:2])
+        yaw = math.atan2(agent.mat[1, 0], agent.mat[0, 0])
+        to_goal = np.asarray(task.goal.pos[:2]) - position
+        wanted = to_goal / max(float(np.linalg.norm(to_goal)), 1e-6)
+        nearness = 0.0  # 1 at the clearance of the nearest hazard, 0 beyond its reach
+        if self.clearance >= 0:
+            keep_out = task.hazards.size + self.clearance
+            for hazard in task.hazards.pos:
+                away = position - np.asarray(hazard[:2])
+                distance = max(float(np.linalg.norm(away)), 1e-6)
+                near = min(max((keep_out + self.reach - distance) / self.reach, 0.0), 1.0)
+                if near == 0.0:
+                    continue
+                away /= distance
+                round_it = np.array([-away[1], away[0]])
+                if np.dot(round_it, to_goal) < 0:  # go round on the goal's side
+                    round_it = -round_it
+                wanted = wanted + self.push * near**2 * away + self.detour * near * round_it
+                nearness = max(nearness, near)
+        error = _wrap(math.atan2(wanted[1], wanted[0]) - yaw)
+        forward_speed = agent.vel[0] * math.cos(yaw) + agent.vel[1] * math.sin(yaw)
+        target_speed = self.speed * max(math.cos(error), 0.0) * (1.0 - self.brake * nearness)
+        return np.array(
+            [
+                np.clip(self.speed_gain * (target_speed - forward_speed), -1.0, 1.0),
+                np.clip(self.gain * error, -1.0, 1.0),
+            ],
+            dtype=np.float32,
+        )
+
+
 CONTROLLER_DEFAULTS: dict[str, dict[str, list[float]]] = {
     "OfflineCarCircle-v0": {"radii": [3.0, 4.5, 5.5, 6.0, 6.5, 7.5], "speeds": [0.4, 0.7, 1.0]},
     "OfflinePointCircle1Gymnasium-v0": {
         "radii": [1.5], "x_limits": [0.6, 0.8, 0.95, 1.1, 1.3], "speeds": [0.5, 1.0, 1.5]},
+    "OfflinePointGoal1Gymnasium-v0": {
+        "clearances": [-1.0, 0.0, 0.15], "speeds": [0.7, 1.0, 1.5]},
 }  # fmt: skip
-"""The controllers' settings per task (radii, speeds, and PointCircle1's x limits): both sides of
-the cost limit at several levels of reward."""
+"""The controllers' settings per task (radii, speeds, PointCircle1's x limits, PointGoal1's
+clearances): both sides of the cost limit at several levels of reward."""
 CONTROLLER_TASKS = tuple(CONTROLLER_DEFAULTS)
 """Tasks a scripted controller is written for."""
 
@@ -131,27 +204,40 @@ def controller_defaults(task_name: str) -> dict[str, list[float]]:
     controllers."""
     if task_name not in CONTROLLER_DEFAULTS:
         raise ConfigError(
-            f"the scripted circle controllers are written for {', '.join(CONTROLLER_TASKS)}, not "
+            f"the scripted controllers are written for {', '.join(CONTROLLER_TASKS)}, not "
             f"{task_name}; use --behaviour_source ppo for this task."
         )
     return CONTROLLER_DEFAULTS[task_name]
 
 
 def make_controllers(
-    task_name: str, radii: list[float], speeds: list[float], x_limits: list[float] | None
-) -> list[CircleController] | list[PointCircleController]:
-    """One controller per radius x (x limit x) speed for ``task_name``."""
+    task_name: str,
+    radii: list[float] | None,
+    speeds: list[float],
+    x_limits: list[float] | None,
+    clearances: list[float] | None = None,
+) -> list[CircleController] | list[PointCircleController] | list[PointGoalController]:
+    """One controller per radius x (x limit x) speed for the circle tasks, per clearance x speed
+    for PointGoal1; a clear error for a setting the task's controllers do not have."""
     controller_defaults(task_name)  # a task with controllers
-    if task_name == "OfflineCarCircle-v0":
-        if x_limits is not None:
+    misplaced = {
+        "x_limits": (x_limits, "OfflinePointCircle1Gymnasium-v0"),
+        "clearances": (clearances, "OfflinePointGoal1Gymnasium-v0"),
+        "radii": (radii, "OfflineCarCircle-v0 and OfflinePointCircle1Gymnasium-v0"),
+    }
+    for name, (value, task) in misplaced.items():
+        if value is not None and task_name not in task:
             raise ConfigError(
-                "controller.x_limits is for OfflinePointCircle1Gymnasium-v0; CarCircle's "
-                "controllers trade reward for cost by radius alone: drop x_limits."
+                f"controller.{name} is for {task}; {task_name}'s controllers do not have it: "
+                f"drop {name}."
             )
-        return [CircleController(radius, speed) for radius in radii for speed in speeds]
+    if task_name == "OfflinePointGoal1Gymnasium-v0":
+        return [PointGoalController(c, speed) for c in clearances or [] for speed in speeds]
+    if task_name == "OfflineCarCircle-v0":
+        return [CircleController(radius, speed) for radius in radii or [] for speed in speeds]
     return [
         PointCircleController(radius, x_limit, speed)
-        for radius in radii
+        for radius in radii or []
         for x_limit in (x_limits if x_limits is not None else [math.inf])
         for speed in speeds
     ]

@@ -40,15 +40,18 @@ DATASET_FILE = "dataset.hdf5"
 
 @dataclass
 class ControllerConfig:
-    """Scripted circle behaviour: one controller per radius x (x limit x) speed (see
-    .controller); unset settings take the task's defaults (``CONTROLLER_DEFAULTS``)."""
+    """Scripted behaviour: one controller per radius x (x limit x) speed on the circle tasks, per
+    clearance x speed on PointGoal1 (see .controller); unset settings take the task's defaults
+    (``CONTROLLER_DEFAULTS``)."""
 
     radii: Optional[List[float]] = None
     """Circle radii followed (CarCircle's circle has radius 7, PointCircle1's 1.5)."""
     speeds: Optional[List[float]] = None
-    """CarCircle: forward commands (share of the top speed); PointCircle1: speeds in m/s."""
+    """CarCircle: forward commands (share of the top speed); PointCircle1, PointGoal1: m/s."""
     x_limits: Optional[List[float]] = None
     """PointCircle1 only: bounds on the aim point's |x| (the cost starts at |x| > 1.125)."""
+    clearances: Optional[List[float]] = None
+    """PointGoal1 only: distance kept from each hazard's edge (m); a negative one drives through them."""
 
     def for_task(self, task_name: str) -> "ControllerConfig":
         """These settings with the unset ones taken from ``task_name``'s defaults."""
@@ -58,7 +61,8 @@ class ControllerConfig:
 
     def controllers(self, task_name: str) -> list:
         full = self.for_task(task_name)
-        return make_controllers(task_name, full.radii, full.speeds, full.x_limits)
+        return make_controllers(task_name, full.radii, full.speeds, full.x_limits,
+                                full.clearances)  # fmt: skip
 
 
 @dataclass
@@ -75,8 +79,7 @@ class MakeDatasetConfig:
     """Std of the Gaussian noise added to the behaviour actions; one level per episode in turn."""
     behaviour_source: str = "ppo"
     """``ppo``: behaviour policies trained by FSRL's PPO-Lag, as DSRL made its data (minutes);
-    ``controller``: scripted circle-following controllers, no training (CarCircle and
-    PointCircle1)."""
+    ``controller``: scripted controllers, no training (CarCircle, PointCircle1, PointGoal1)."""
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     """How the PPO behaviour policies are trained (``behaviour_source: ppo``)."""
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -109,8 +112,11 @@ class MakeDatasetConfig:
         else:
             settings.pop("behaviour")
             settings["controller"] = asdict(self.controller.for_task(self.task))
-            if settings["controller"]["x_limits"] is None:  # CarCircle's files keep their key
-                settings["controller"].pop("x_limits")
+            # settings a task's controllers lack are left out: the circle tasks' files keep
+            # the keys they had before the others existed
+            for key in ("x_limits", "clearances", "radii"):
+                if settings["controller"][key] is None:
+                    settings["controller"].pop(key)
         return settings
 
 
@@ -130,8 +136,8 @@ def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
     if cfg.behaviour_source == "controller":
         if not cfg.controller.controllers(task.name):
             raise ConfigError(
-                "controller.radii and controller.speeds (and PointCircle1's controller.x_limits) "
-                "need one value or more"
+                "controller.radii (PointGoal1: controller.clearances), controller.speeds and "
+                "PointCircle1's controller.x_limits need one value or more"
             )
     folder = cache_dir("datasets", task.name, cfg.cache_settings(), cfg.cache)
     path = folder / DATASET_FILE
@@ -154,7 +160,8 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
         controllers = cfg.controller.controllers(task.name)
         policies = [{"controller": c} for c in controllers]
         sources = [c.source() for c in controllers]
-        generator = "scripted circle controllers + action noise"
+        kind = "goal" if task.name == "OfflinePointGoal1Gymnasium-v0" else "circle"
+        generator = f"scripted {kind} controllers + action noise"
     else:
         snapshots = _behaviour_snapshots(cfg, task.name)
         policies = [{"actor_path": snapshot.path} for snapshot in snapshots]
