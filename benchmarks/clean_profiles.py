@@ -5,7 +5,8 @@ reward of the data's safe episodes).
     python benchmarks/clean_profiles.py --agents "[bcql]" --profile small --milestones "[10000,20000]"
     python benchmarks/clean_profiles.py --osrl '{"bcql": {"PID": [0.05, 0.001, 0.001]}}'
 
-Rows go to ``--out`` (JSON lines) as they are measured; a summary per agent and milestone (mean
+Rows go to ``--out`` (JSON lines; default ``benchmarks/results/profiles/<label>.jsonl``) as they
+are measured; a summary per agent and milestone (mean
 over seeds) is printed at the end. ``docs/profiles.md`` records what was chosen and why.
 """
 
@@ -62,8 +63,9 @@ class CleanProfilesConfig:
     """Cost limit the agents are trained for and normalised by."""
     label: str = ""
     """A name for this setting in the output rows."""
-    out: str = "profiles.jsonl"
-    """Where rows are appended."""
+    out: Optional[str] = None
+    """Where rows are appended; default benchmarks/results/profiles/<label>.jsonl, where
+    docs/profiles.md quotes them from (``--label`` is then required)."""
     threads: int = 1
     """torch threads."""
     summarise: Optional[str] = None
@@ -118,6 +120,12 @@ def main(cfg: CleanProfilesConfig) -> None:
     if cfg.summarise is not None:
         print(summary_table(cfg.summarise))
         return
+    if cfg.out is None and not cfg.label:
+        raise ConfigError(
+            "name the setting with --label (its rows go to "
+            "benchmarks/results/profiles/<label>.jsonl), or give --out"
+        )
+    out = Path(cfg.out or Path(__file__).parent / "results" / "profiles" / f"{cfg.label}.jsonl")
     torch.set_num_threads(cfg.threads)
     if cfg.dataset is None:
         data_cfg = dataset_config("cpu", cfg.task)
@@ -151,7 +159,7 @@ def main(cfg: CleanProfilesConfig) -> None:
                     row.update(cost_critic_estimate(model, data))
                 rows.append(row)
                 print(f"{agent:9s} seed {seed} {step:6d} steps: {result.format()}", flush=True)
-                with Path(cfg.out).open("a") as f:
+                with out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
 
             train_agent(data, settings, callback=at_milestone, show_progress=False)
