@@ -6,7 +6,8 @@ reward of the data's safe episodes).
     python benchmarks/clean_profiles.py --osrl '{"bcql": {"PID": [0.05, 0.001, 0.001]}}'
 
 Rows go to ``--out`` (JSON lines; default ``benchmarks/results/profiles/<label>.jsonl``) as they
-are measured; a summary per agent and milestone (mean over seeds) is printed at the end. ``docs/profiles.md`` records what was chosen and why.
+are measured; a summary per agent and milestone (mean over seeds) is printed at the end.
+``docs/profiles.md`` records what was chosen and why.
 """
 
 import json
