@@ -126,11 +126,14 @@ class PointGoalController:
     round it on the goal's side, slowing down as it nears one; a negative ``clearance`` drives
     straight through the hazards.
 
-    Like :class:`PointCircleController` it reads the simulator's state (positions of the robot,
-    goal and hazards), which the recorded observations (lidars) only hint at."""
+    ``sensing="state"`` reads the simulator's positions of the robot, goal and hazards, which the
+    recorded observations only hint at; ``sensing="lidar"`` steers from the observation itself
+    (goal and hazard lidars, velocimeter), so that an agent that sees what it saw can learn its
+    choices."""
 
     clearance: float
     speed: float
+    sensing: str = "state"
     reach: float = 0.6
     """How far beyond the clearance a hazard starts to push (m)."""
     push: float = 3.0
@@ -142,7 +145,18 @@ class PointGoalController:
     gain: float = 10.0
     speed_gain: float = 20.0
 
+    def __post_init__(self):
+        if self.sensing not in POINT_GOAL_SENSING:
+            raise ConfigError(
+                f"controller.sensing must be one of {', '.join(POINT_GOAL_SENSING)}, "
+                f"got {self.sensing!r}"
+            )
+
     def policy_for(self, env) -> Policy:
+        task = env.unwrapped.task
+        if self.sensing == "lidar":
+            layout = LidarLayout.of(task)
+            return lambda obs: self.act_on_lidar(obs, layout)
         # looked up on every step: the goal moves when reached, a reset rebuilds the world
         return lambda obs: self.act(env.unwrapped.task)
 
@@ -150,32 +164,51 @@ class PointGoalController:
         """How the dataset summary names this behaviour."""
         avoid = "straight through hazards" if self.clearance < 0 else (
             f"clearance {self.clearance:g}")  # fmt: skip
-        return {"label": f"controller, {avoid}, speed {self.speed:g}",
-                "clearance": self.clearance, "speed": self.speed}  # fmt: skip
+        source = {"label": f"controller, {avoid}, speed {self.speed:g}",
+                  "clearance": self.clearance, "speed": self.speed}  # fmt: skip
+        if self.sensing == "lidar":  # the state controllers' summaries stay as they were
+            source.update(label=source["label"] + ", from lidar", sensing="lidar")
+        return source
 
     def act(self, task) -> np.ndarray:
+        """The action from the simulator's state (world frame)."""
         agent = task.agent
         position = np.asarray(agent.pos[:2])
         yaw = math.atan2(agent.mat[1, 0], agent.mat[0, 0])
         to_goal = np.asarray(task.goal.pos[:2]) - position
+        from_hazards = [position - np.asarray(hazard[:2]) for hazard in task.hazards.pos]
+        forward_speed = agent.vel[0] * math.cos(yaw) + agent.vel[1] * math.sin(yaw)
+        return self._command(to_goal, from_hazards, task.hazards.size, yaw, forward_speed)
+
+    def act_on_lidar(self, obs: np.ndarray, layout: LidarLayout) -> np.ndarray:
+        """The action from the observation alone, in the robot's frame (what the lidars say: see
+        :class:`LidarLayout`). Past the lidar's range (goal lidar dark) it drives straight on."""
+        bearing = layout.goal_bearing(obs)
+        to_goal = np.array([math.cos(bearing), math.sin(bearing)])
+        from_hazards = layout.from_hazards(obs)
+        return self._command(
+            to_goal, from_hazards, layout.hazard_size, 0.0, float(obs[layout.forward_speed])
+        )
+
+    def _command(self, to_goal, from_hazards, hazard_size, yaw, forward_speed) -> np.ndarray:
+        """Steering and throttle towards ``to_goal``, pushed off the hazards at offsets
+        ``from_hazards`` (robot minus hazard centre), all in a frame where the robot faces ``yaw``."""
         wanted = to_goal / max(float(np.linalg.norm(to_goal)), 1e-6)
         nearness = 0.0  # 1 at the clearance of the nearest hazard, 0 beyond its reach
         if self.clearance >= 0:
-            keep_out = task.hazards.size + self.clearance
-            for hazard in task.hazards.pos:
-                away = position - np.asarray(hazard[:2])
+            keep_out = hazard_size + self.clearance
+            for away in from_hazards:
                 distance = max(float(np.linalg.norm(away)), 1e-6)
                 near = min(max((keep_out + self.reach - distance) / self.reach, 0.0), 1.0)
                 if near == 0.0:
                     continue
-                away /= distance
+                away = away / distance
                 round_it = np.array([-away[1], away[0]])
                 if np.dot(round_it, to_goal) < 0:  # go round on the goal's side
                     round_it = -round_it
                 wanted = wanted + self.push * near**2 * away + self.detour * near * round_it
                 nearness = max(nearness, near)
         error = _wrap(math.atan2(wanted[1], wanted[0]) - yaw)
-        forward_speed = agent.vel[0] * math.cos(yaw) + agent.vel[1] * math.sin(yaw)
         target_speed = self.speed * max(math.cos(error), 0.0) * (1.0 - self.brake * nearness)
         return np.array(
             [
@@ -184,6 +217,67 @@ class PointGoalController:
             ],
             dtype=np.float32,
         )
+
+
+POINT_GOAL_SENSING = ("state", "lidar")
+"""What a PointGoal1 controller steers from."""
+
+
+@dataclass(frozen=True)
+class LidarLayout:
+    """Where Safety-Gymnasium puts the goal and hazard lidars and the velocimeter in the flat
+    observation (in its observation-space order), and how the lidar encodes distance."""
+
+    goal: slice
+    hazards: slice
+    forward_speed: int
+    bins: int
+    max_dist: float
+    hazard_size: float
+
+    @property
+    def bin_angle(self) -> float:
+        return 2 * math.pi / self.bins
+
+    @property
+    def bin_middles(self) -> np.ndarray:
+        return (np.arange(self.bins) + 0.5) * self.bin_angle
+
+    def goal_bearing(self, obs: np.ndarray) -> float:
+        """The goal's angle from the robot's heading (radians, anticlockwise): the strongest bin
+        plus the share the lidar aliased into the next one; 0 with the goal out of range."""
+        goal = obs[self.goal]
+        strongest = int(np.argmax(goal))
+        if goal[strongest] <= 0:
+            return 0.0
+        share = min(max(goal[(strongest + 1) % self.bins] / goal[strongest], 0.0), 1.0)
+        return (strongest + share) * self.bin_angle
+
+    def from_hazards(self, obs: np.ndarray) -> list[np.ndarray]:
+        """Robot minus hazard centre, one per lit bin of the hazard lidar, at the bin's middle and
+        the distance its reading encodes (the nearest hazard in that bin)."""
+        return [
+            -self.max_dist * (1.0 - reading) * np.array([math.cos(angle), math.sin(angle)])
+            for reading, angle in zip(obs[self.hazards], self.bin_middles, strict=True)
+            if reading > 0
+        ]
+
+    @classmethod
+    def of(cls, task) -> LidarLayout:
+        conf = task.lidar_conf
+        if conf.type != "pseudo" or not conf.max_dist:
+            raise ConfigError(
+                f"controller.sensing=lidar reads a pseudo lidar with a max_dist, this task has "
+                f"type {conf.type!r}, max_dist {conf.max_dist!r}: use sensing=state"
+            )
+        where, start = {}, 0
+        for key, space in task.obs_info.obs_space_dict.items():
+            size = int(np.prod(space.shape))
+            where[key] = slice(start, start + size)
+            start += size
+        return cls(goal=where["goal_lidar"], hazards=where["hazards_lidar"],
+                   forward_speed=where["velocimeter"].start, bins=conf.num_bins,
+                   max_dist=float(conf.max_dist), hazard_size=float(task.hazards.size))  # fmt: skip
 
 
 CONTROLLER_DEFAULTS: dict[str, dict[str, list[float]]] = {
@@ -216,6 +310,7 @@ def make_controllers(
     speeds: list[float],
     x_limits: list[float] | None,
     clearances: list[float] | None = None,
+    sensing: str | None = None,
 ) -> list[CircleController] | list[PointCircleController] | list[PointGoalController]:
     """One controller per radius x (x limit x) speed for the circle tasks, per clearance x speed
     for PointGoal1; a clear error for a setting the task's controllers do not have."""
@@ -223,6 +318,7 @@ def make_controllers(
     misplaced = {
         "x_limits": (x_limits, "OfflinePointCircle1Gymnasium-v0"),
         "clearances": (clearances, "OfflinePointGoal1Gymnasium-v0"),
+        "sensing": (sensing, "OfflinePointGoal1Gymnasium-v0"),
         "radii": (radii, "OfflineCarCircle-v0 and OfflinePointCircle1Gymnasium-v0"),
     }
     for name, (value, task) in misplaced.items():
@@ -232,7 +328,8 @@ def make_controllers(
                 f"drop {name}."
             )
     if task_name == "OfflinePointGoal1Gymnasium-v0":
-        return [PointGoalController(c, speed) for c in clearances or [] for speed in speeds]
+        return [PointGoalController(c, speed, sensing or "state")
+                for c in clearances or [] for speed in speeds]  # fmt: skip
     if task_name == "OfflineCarCircle-v0":
         return [CircleController(radius, speed) for radius in radii or [] for speed in speeds]
     return [

@@ -52,6 +52,9 @@ class ControllerConfig:
     """PointCircle1 only: bounds on the aim point's |x| (the cost starts at |x| > 1.125)."""
     clearances: Optional[List[float]] = None
     """PointGoal1 only: distance kept from each hazard's edge (m); a negative one drives through them."""
+    sensing: Optional[str] = None
+    """PointGoal1 only: ``state`` (default: the simulator's positions) or ``lidar`` (the recorded
+    observation's lidars, which an agent trained on the data sees too)."""
 
     def for_task(self, task_name: str) -> "ControllerConfig":
         """These settings with the unset ones taken from ``task_name``'s defaults."""
@@ -62,7 +65,7 @@ class ControllerConfig:
     def controllers(self, task_name: str) -> list:
         full = self.for_task(task_name)
         return make_controllers(task_name, full.radii, full.speeds, full.x_limits,
-                                full.clearances)  # fmt: skip
+                                full.clearances, full.sensing)  # fmt: skip
 
 
 @dataclass
@@ -114,7 +117,7 @@ class MakeDatasetConfig:
             settings["controller"] = asdict(self.controller.for_task(self.task))
             # settings a task's controllers lack are left out: the circle tasks' files keep
             # the keys they had before the others existed
-            for key in ("x_limits", "clearances", "radii"):
+            for key in ("x_limits", "clearances", "radii", "sensing"):
                 if settings["controller"][key] is None:
                     settings["controller"].pop(key)
         return settings

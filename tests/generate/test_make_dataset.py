@@ -189,11 +189,12 @@ def test_point_circle_controller_x_limit_sets_the_safety_of_an_episode():
     assert len(inside["rewards"]) == 500 and inside["timeouts"][-1]
 
 
-def test_point_goal_controller_clearance_sets_the_safety_of_an_episode():
+@pytest.mark.parametrize("sensing", ["state", "lidar"])
+def test_point_goal_controller_clearance_sets_the_safety_of_an_episode(sensing):
     from osrl_unlearn.generate.collect import CollectJob, EpisodePlan, collect_episodes
     from osrl_unlearn.generate.controller import PointGoalController
 
-    controllers = (PointGoalController(0.15, 1.0), PointGoalController(-1.0, 1.0))
+    controllers = (PointGoalController(0.15, 1.0, sensing), PointGoalController(-1.0, 1.0, sensing))
     plans = tuple(EpisodePlan(i, "", 0.0, seed=3, controller=c) for i, c in enumerate(controllers))
     careful, straight = collect_episodes(CollectJob("OfflinePointGoal1Gymnasium-v0", 60, 2, (), plans),
                                          print)  # fmt: skip
@@ -202,6 +203,41 @@ def test_point_goal_controller_clearance_sets_the_safety_of_an_episode():
     assert careful["costs"].sum() == 0 and careful["rewards"].sum() > 10
     assert straight["costs"].sum() > 10 and straight["rewards"].sum() > careful["rewards"].sum()
     assert len(careful["rewards"]) == 1000 and careful["timeouts"][-1]
+
+
+def test_point_goal_lidar_reading_gives_the_goal_bearing_and_hazard_distances():
+    # the lidar controller steers from what the lidars encode: the goal's bearing in the robot's
+    # frame, and per lit bin the distance to the nearest hazard centre in it
+    from osrl_unlearn.generate.controller import LidarLayout
+    from osrl_unlearn.tasks import make_env
+
+    env = make_env("OfflinePointGoal1Gymnasium-v0")
+    obs, _ = env.reset(seed=3)
+    task = env.unwrapped.task
+    layout = LidarLayout.of(task)
+    assert (layout.bins, layout.max_dist) == (16, 3.0) and len(obs) == 60
+    position = np.asarray(task.agent.pos[:2])
+    yaw = math.atan2(task.agent.mat[1, 0], task.agent.mat[0, 0])
+    to_goal = np.asarray(task.goal.pos[:2]) - position
+    assert np.linalg.norm(to_goal) < layout.max_dist  # in the lidar's range at this seed
+    true_bearing = math.atan2(to_goal[1], to_goal[0]) - yaw
+    error = (layout.goal_bearing(obs) - true_bearing + math.pi) % (2 * math.pi) - math.pi
+    assert abs(error) < 1e-3
+    distances = [np.linalg.norm(position - np.asarray(h[:2])) for h in task.hazards.pos]
+    decoded = [np.linalg.norm(offset) for offset in layout.from_hazards(obs)]
+    assert min(decoded) == pytest.approx(min(distances), abs=1e-3)
+
+
+def test_point_goal_sensing_is_checked():
+    from osrl_unlearn.errors import ConfigError
+    from osrl_unlearn.generate.controller import PointGoalController
+
+    with pytest.raises(ConfigError, match="sensing must be one of state, lidar, got 'camera'"):
+        PointGoalController(0.15, 1.0, "camera")
+    cfg = MakeDatasetConfig(task="OfflinePointCircle1Gymnasium-v0", behaviour_source="controller")
+    cfg.controller.sensing = "lidar"
+    with pytest.raises(ConfigError, match="sensing is for OfflinePointGoal1Gymnasium-v0"):
+        make_dataset(cfg)
 
 
 def test_controller_settings_default_per_task():
@@ -220,3 +256,7 @@ def test_controller_settings_default_per_task():
     assert goal.cache_settings() == written.cache_settings()
     assert set(goal.cache_settings()["controller"]) == {"clearances", "speeds"}
     assert len(goal.controller.controllers(goal.task)) == 9
+    assert {c.sensing for c in goal.controller.controllers(goal.task)} == {"state"}
+    goal.controller.sensing = "lidar"  # a setting of its own: another file
+    assert goal.cache_settings()["controller"]["sensing"] == "lidar"
+    assert {c.sensing for c in goal.controller.controllers(goal.task)} == {"lidar"}
