@@ -153,9 +153,8 @@ class PointGoalController:
             )
 
     def policy_for(self, env) -> Policy:
-        task = env.unwrapped.task
         if self.sensing == "lidar":
-            layout = LidarLayout.of(task)
+            layout = LidarLayout.of(env.unwrapped.task)  # fixed by the task's config
             return lambda obs: self.act_on_lidar(obs, layout)
         # looked up on every step: the goal moves when reached, a reset rebuilds the world
         return lambda obs: self.act(env.unwrapped.task)
