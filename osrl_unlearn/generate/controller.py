@@ -310,6 +310,8 @@ def make_controllers(
     x_limits: list[float] | None,
     clearances: list[float] | None = None,
     sensing: str | None = None,
+    steering_gain: float | None = None,
+    speed_gain: float | None = None,
 ) -> list[CircleController] | list[PointCircleController] | list[PointGoalController]:
     """One controller per radius x (x limit x) speed for the circle tasks, per clearance x speed
     for PointGoal1; a clear error for a setting the task's controllers do not have."""
@@ -318,6 +320,8 @@ def make_controllers(
         "x_limits": (x_limits, "OfflinePointCircle1Gymnasium-v0"),
         "clearances": (clearances, "OfflinePointGoal1Gymnasium-v0"),
         "sensing": (sensing, "OfflinePointGoal1Gymnasium-v0"),
+        "steering_gain": (steering_gain, "OfflinePointGoal1Gymnasium-v0"),
+        "speed_gain": (speed_gain, "OfflinePointGoal1Gymnasium-v0"),
         "radii": (radii, "OfflineCarCircle-v0 and OfflinePointCircle1Gymnasium-v0"),
     }
     for name, (value, task) in misplaced.items():
@@ -327,7 +331,9 @@ def make_controllers(
                 f"drop {name}."
             )
     if task_name == "OfflinePointGoal1Gymnasium-v0":
-        return [PointGoalController(c, speed, sensing or "state")
+        gains = {name: value for name, value in
+                 (("gain", steering_gain), ("speed_gain", speed_gain)) if value is not None}
+        return [PointGoalController(c, speed, sensing or "state", **gains)
                 for c in clearances or [] for speed in speeds]  # fmt: skip
     if task_name == "OfflineCarCircle-v0":
         return [CircleController(radius, speed) for radius in radii or [] for speed in speeds]

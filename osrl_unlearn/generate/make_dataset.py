@@ -55,6 +55,11 @@ class ControllerConfig:
     sensing: Optional[str] = None
     """PointGoal1 only: ``state`` (default: the simulator's positions) or ``lidar`` (the recorded
     observation's lidars, which an agent trained on the data sees too)."""
+    steering_gain: Optional[float] = None
+    """PointGoal1 only: steering per radian of heading error (default 10: saturated, nearly
+    bang-bang; a lower gain gives a smoother rule, easier to imitate)."""
+    speed_gain: Optional[float] = None
+    """PointGoal1 only: throttle per m/s of speed error (default 20)."""
 
     def for_task(self, task_name: str) -> "ControllerConfig":
         """These settings with the unset ones taken from ``task_name``'s defaults."""
@@ -65,7 +70,8 @@ class ControllerConfig:
     def controllers(self, task_name: str) -> list:
         full = self.for_task(task_name)
         return make_controllers(task_name, full.radii, full.speeds, full.x_limits,
-                                full.clearances, full.sensing)  # fmt: skip
+                                full.clearances, full.sensing, full.steering_gain,
+                                full.speed_gain)  # fmt: skip
 
 
 @dataclass
@@ -117,7 +123,8 @@ class MakeDatasetConfig:
             settings["controller"] = asdict(self.controller.for_task(self.task))
             # settings a task's controllers lack are left out: the circle tasks' files keep
             # the keys they had before the others existed
-            for key in ("x_limits", "clearances", "radii", "sensing"):
+            for key in ("x_limits", "clearances", "radii", "sensing", "steering_gain",
+                        "speed_gain"):
                 if settings["controller"][key] is None:
                     settings["controller"].pop(key)
         return settings

@@ -260,3 +260,12 @@ def test_controller_settings_default_per_task():
     goal.controller.sensing = "lidar"  # a setting of its own: another file
     assert goal.cache_settings()["controller"]["sensing"] == "lidar"
     assert {c.sensing for c in goal.controller.controllers(goal.task)} == {"lidar"}
+    goal.controller.steering_gain, goal.controller.speed_gain = 2.0, 3.0  # smoother rules
+    assert goal.cache_settings()["controller"]["steering_gain"] == 2.0
+    assert {(c.gain, c.speed_gain) for c in goal.controller.controllers(goal.task)} == {(2.0, 3.0)}
+    from osrl_unlearn.errors import ConfigError
+
+    circle = MakeDatasetConfig(behaviour_source="controller")
+    circle.controller.steering_gain = 2.0
+    with pytest.raises(ConfigError, match="steering_gain is for OfflinePointGoal1Gymnasium-v0"):
+        circle.controller.controllers(circle.task)
