@@ -21,13 +21,15 @@ from osrl_unlearn.tasks import make_env, reset_env
 @dataclass(frozen=True)
 class EpisodePlan:
     """One episode to record: which actor (a saved actor file, or a scripted controller when
-    ``controller`` is set), how much action noise, which seed."""
+    ``controller`` is set), how much action noise (and its step-to-step correlation), which
+    seed."""
 
     index: int
     actor_path: str
     noise: float
     seed: int
     controller: CircleController | PointCircleController | PointGoalController | None = None
+    noise_correlation: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -116,10 +118,16 @@ def _record(
         key: [] for key in ("obs", "next", "act", "rew", "cost", "term", "trunc")
     }
     done = False
+    push = None  # the correlated noise's state, in units of its std
     while not done:
         action = policy(obs)
         if plan.noise > 0:
-            action = action + plan.noise * rng.standard_normal(action.shape)
+            draw = rng.standard_normal(action.shape)
+            if plan.noise_correlation > 0:
+                rho = plan.noise_correlation
+                push = draw if push is None else rho * push + np.sqrt(1 - rho**2) * draw
+                draw = push
+            action = action + plan.noise * draw
         action = np.clip(action, -1.0, 1.0).astype(np.float32)
         next_obs, reward, terminated, truncated, info = env.step(action)
         for key, value in zip(

@@ -331,8 +331,11 @@ def make_controllers(
                 f"drop {name}."
             )
     if task_name == "OfflinePointGoal1Gymnasium-v0":
-        gains = {name: value for name, value in
-                 (("gain", steering_gain), ("speed_gain", speed_gain)) if value is not None}
+        gains = {
+            name: value
+            for name, value in (("gain", steering_gain), ("speed_gain", speed_gain))
+            if value is not None
+        }
         return [PointGoalController(c, speed, sensing or "state", **gains)
                 for c in clearances or [] for speed in speeds]  # fmt: skip
     if task_name == "OfflineCarCircle-v0":

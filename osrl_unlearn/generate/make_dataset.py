@@ -86,6 +86,10 @@ class MakeDatasetConfig:
     """Episodes to record, spread evenly over the behaviour snapshots and noise levels."""
     action_noise: List[float] = field(default_factory=lambda: [0.0, 0.3])
     """Std of the Gaussian noise added to the behaviour actions; one level per episode in turn."""
+    action_noise_correlation: float = 0.0
+    """Correlation of the noise from one step to the next (0: independent draws; 0.95: a push
+    held for ~20 steps, an Ornstein-Uhlenbeck process of the same std), so that noisy episodes
+    drift off the behaviour's path and record its way back."""
     behaviour_source: str = "ppo"
     """``ppo``: behaviour policies trained by FSRL's PPO-Lag, as DSRL made its data (minutes);
     ``controller``: scripted controllers, no training (CarCircle, PointCircle1, PointGoal1)."""
@@ -113,6 +117,8 @@ class MakeDatasetConfig:
         # with the episodes the same env instance ran before), and workers split the episodes.
         for key in ("out", "cache", "force", "show_progress", "cost_limit"):
             settings.pop(key)
+        if not self.action_noise_correlation:  # files made before it existed keep their key
+            settings.pop("action_noise_correlation")
         # Only the chosen source's settings shape the file; a PPO dataset keeps the key it had
         # before controllers existed, so cached datasets stay valid.
         if self.behaviour_source == "ppo":
@@ -120,13 +126,12 @@ class MakeDatasetConfig:
             settings.pop("controller")
         else:
             settings.pop("behaviour")
-            settings["controller"] = asdict(self.controller.for_task(self.task))
-            # settings a task's controllers lack are left out: the circle tasks' files keep
-            # the keys they had before the others existed
-            for key in ("x_limits", "clearances", "radii", "sensing", "steering_gain",
-                        "speed_gain"):
-                if settings["controller"][key] is None:
-                    settings["controller"].pop(key)
+            # settings a task's controllers lack (unset, no default) are left out: the files
+            # keep the keys they had before the others existed
+            full = asdict(self.controller.for_task(self.task))
+            settings["controller"] = {
+                key: value for key, value in full.items() if value is not None
+            }
         return settings
 
 
@@ -138,6 +143,11 @@ def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
     if not cfg.action_noise or any(n < 0 for n in cfg.action_noise):
         raise ConfigError(
             f"action_noise needs one or more non-negative levels, got {cfg.action_noise}"
+        )
+    if not 0.0 <= cfg.action_noise_correlation < 1.0:
+        raise ConfigError(
+            f"action_noise_correlation must be in [0, 1), got {cfg.action_noise_correlation}: "
+            "0 draws the noise independently per step, 0.95 holds a push for ~20 steps"
         )
     if cfg.behaviour_source not in ("ppo", "controller"):
         raise ConfigError(
@@ -185,6 +195,7 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
             index=i,
             actor_path=policies[i % len(policies)].get("actor_path", ""),
             noise=cfg.action_noise[(i // len(policies)) % len(cfg.action_noise)],
+            noise_correlation=cfg.action_noise_correlation,
             seed=episode_seed(cfg.seed, i),
             controller=policies[i % len(policies)].get("controller"),
         )

@@ -269,3 +269,26 @@ def test_controller_settings_default_per_task():
     circle.controller.steering_gain = 2.0
     with pytest.raises(ConfigError, match="steering_gain is for OfflinePointGoal1Gymnasium-v0"):
         circle.controller.controllers(circle.task)
+
+
+def test_correlated_action_noise_holds_a_push_with_the_same_spread():
+    from osrl_unlearn.errors import ConfigError
+    from osrl_unlearn.generate.collect import EpisodePlan, _record
+    from osrl_unlearn.tasks import make_env
+
+    env = make_env("OfflineCarCircle-v0")
+    still = lambda obs: np.zeros(2, dtype=np.float32)  # noqa: E731 - the actions are the noise
+    noise = {rho: _record(env, still, EpisodePlan(0, "", 0.2, seed=5, noise_correlation=rho))["actions"]
+             for rho in (0.0, 0.95)}  # fmt: skip
+    env.close()
+    for rho, actions in noise.items():
+        lag_one = np.mean([np.corrcoef(actions[:-1, j], actions[1:, j])[0, 1] for j in range(2)])
+        assert abs(lag_one - rho) < 0.1  # ~300 steps: the estimate is within ~0.06
+    # the same draws either way (same seed): the first step's noise is the same, the std alike
+    np.testing.assert_array_equal(noise[0.0][0], noise[0.95][0])
+    assert 0.1 < noise[0.95].std() < 0.3 and abs(noise[0.0].std() - 0.2) < 0.02
+    assert "action_noise_correlation" not in MakeDatasetConfig().cache_settings()  # old keys stay
+    correlated = MakeDatasetConfig(action_noise_correlation=0.9)
+    assert correlated.cache_settings()["action_noise_correlation"] == 0.9
+    with pytest.raises(ConfigError, match=r"action_noise_correlation must be in \[0, 1\), got 1.0"):
+        make_dataset(MakeDatasetConfig(action_noise_correlation=1.0))
