@@ -46,13 +46,33 @@ class BehaviourCloningConfig:
     cost_limit: float = 10.0
     seed: int = 0
     threads: int = 1
+    standardise: bool = False
+    """Feed the actor observations standardised by the data's mean and std (OSRL's agents take
+    them raw, where the accelerometer's and magnetometer's scales dwarf the lidars')."""
     label: str = ""
     """A name for the rows; they go to benchmarks/results/profiles/<label>.jsonl."""
 
 
-def deterministic_actor(model):
-    """The action rule for OSRL's BC (not one of the four agents :mod:`evaluation` knows)."""
-    return lambda obs: model.actor(obs)
+def deterministic_actor(mean: torch.Tensor, std: torch.Tensor):
+    """The action rule for OSRL's BC (not one of the four agents :mod:`evaluation` knows), on
+    observations standardised by ``mean`` and ``std``."""
+    return lambda model: lambda obs: model.actor((obs - mean) / std)
+
+
+def standardisation(observations: torch.Tensor, standardise: bool):
+    """Per-feature mean and std of ``observations`` (0 and 1 when not ``standardise``)."""
+    if not standardise:
+        return torch.zeros(observations.shape[1]), torch.ones(observations.shape[1])
+    return observations.mean(0), observations.std(0).clamp_min(1e-6)
+
+
+def fit(model, observations: torch.Tensor, actions: torch.Tensor, steps: int, batch_size: int,
+        generator: torch.Generator, show_progress: bool = False) -> None:  # fmt: skip
+    """``steps`` steps of OSRL's own BC update (``actor_loss`` steps its optimizer) on batches
+    drawn uniformly from the rows."""
+    for _ in trange(steps, desc="behaviour cloning", mininterval=5, disable=not show_progress):
+        rows = torch.randint(len(observations), (batch_size,), generator=generator)
+        model.actor_loss(observations[rows], actions[rows])
 
 
 def main(cfg: BehaviourCloningConfig) -> None:
@@ -71,22 +91,24 @@ def main(cfg: BehaviourCloningConfig) -> None:
     model = BC(task.obs_dim, task.act_dim, task.max_action, list(cfg.hidden), task.episode_len)
     model.setup_optimizers(cfg.learning_rate)
     observations = torch.as_tensor(data.observations, dtype=torch.float32)
+    mean, std = standardisation(observations, cfg.standardise)
+    observations = (observations - mean) / std
     actions = torch.as_tensor(data.actions, dtype=torch.float32)
     generator = torch.Generator().manual_seed(cfg.seed)
     out = Path(__file__).parent / "results" / "profiles" / f"{cfg.label}.jsonl"
-    evaluation.batched_policy = deterministic_actor  # BC's rule, for this script's evaluations
-    for step in trange(1, max(cfg.milestones) + 1, desc="behaviour cloning", mininterval=5):
-        rows = torch.randint(len(observations), (cfg.batch_size,), generator=generator)
-        model.actor_loss(observations[rows], actions[rows])
-        if step in cfg.milestones:
-            result = evaluation.evaluate(model, data_cfg.task, cfg.eval_episodes,
-                                         seed=10_000 + cfg.seed, cost_limit=cfg.cost_limit,
-                                         show_progress=False)  # fmt: skip
-            row = {**asdict(cfg), "agent": "bc", "task": data_cfg.task, "step": step,
-                   "competence_threshold": threshold, **result.summary()}  # fmt: skip
-            with out.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"bc {step:6d} steps: {result.format()} (bar {threshold:.3f})", flush=True)
+    evaluation.batched_policy = deterministic_actor(mean, std)  # for this script's evaluations
+    fitted = 0
+    for step in sorted(set(cfg.milestones)):
+        fit(model, observations, actions, step - fitted, cfg.batch_size, generator, True)
+        fitted = step
+        result = evaluation.evaluate(model, data_cfg.task, cfg.eval_episodes,
+                                     seed=10_000 + cfg.seed, cost_limit=cfg.cost_limit,
+                                     show_progress=False)  # fmt: skip
+        row = {**asdict(cfg), "agent": "bc", "task": data_cfg.task, "step": step,
+               "competence_threshold": threshold, **result.summary()}  # fmt: skip
+        with out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"bc {step:6d} steps: {result.format()} (bar {threshold:.3f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import List
 
 import numpy as np
 import torch
+from behaviour_cloning import deterministic_actor, fit, standardisation
 
 import osrl_unlearn.evaluation as evaluation
 from osrl_unlearn.cli import run_script
@@ -41,6 +42,9 @@ class DaggerConfig:
     batch_size: int = 512
     learning_rate: float = 1e-3
     eval_episodes: int = 30
+    standardise: bool = False
+    """Feed the clone observations standardised by the first data's mean and std (OSRL's BC
+    takes them raw; the accelerometer's and magnetometer's scales dwarf the lidars')."""
     seed: int = 0
 
 
@@ -73,15 +77,15 @@ def main(cfg: DaggerConfig) -> None:
     states = visited_states(env, lambda obs: controller.act_on_lidar(obs, layout),
                             cfg.first_episodes, cfg.seed)  # fmt: skip
     actions = label(states)
-    evaluation.batched_policy = lambda model: model.actor  # the clone's deterministic rule
+    mean, std = standardisation(torch.as_tensor(states), cfg.standardise)
+    evaluation.batched_policy = deterministic_actor(mean, std)
     for iteration in range(cfg.iterations):
         clone = BC(task.obs_dim, task.act_dim, task.max_action, list(cfg.hidden), task.episode_len)
         clone.setup_optimizers(cfg.learning_rate)
-        obs, act = torch.as_tensor(states), torch.as_tensor(actions, dtype=torch.float32)
+        obs = (torch.as_tensor(states) - mean) / std
+        act = torch.as_tensor(actions, dtype=torch.float32)
         generator = torch.Generator().manual_seed(cfg.seed + iteration)
-        for _ in range(cfg.steps):
-            rows = torch.randint(len(obs), (cfg.batch_size,), generator=generator)
-            clone.actor_loss(obs[rows], act[rows])
+        fit(clone, obs, act, cfg.steps, cfg.batch_size, generator)
         result = evaluation.evaluate(clone, TASK, cfg.eval_episodes, seed=10_000,
                                      show_progress=False)  # fmt: skip
         print(f"iteration {iteration}: {len(states)} labelled states; clone {result.format()}",
@@ -89,7 +93,8 @@ def main(cfg: DaggerConfig) -> None:
 
         @torch.no_grad()
         def act_of_clone(o, clone=clone):
-            return clone.actor(torch.as_tensor(o[None], dtype=torch.float32))[0].numpy()
+            standardised = (torch.as_tensor(o[None], dtype=torch.float32) - mean) / std
+            return clone.actor(standardised)[0].numpy()
 
         new = visited_states(env, act_of_clone, cfg.episodes_per_iteration,
                              cfg.seed + 1_000 + 100 * iteration)  # fmt: skip
