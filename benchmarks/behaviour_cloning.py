@@ -5,7 +5,7 @@ BCQ-Lag's behaviour model does not copy the data's safe behaviour: if plain clon
 the VAE is the bottleneck; if it is not, the data does not teach the avoidance to any imitator.
 
     python benchmarks/behaviour_cloning.py --dataset benchmarks/results/profiles/data/pg1-controller-lidar-safeonly.yaml \
-        --hidden "[256,256]" --label pg1-lidar-safeonly-bc-h256
+        --hidden "[256,256]" --label pg1-controller-lidar-safeonly-bc-h256
 
 Rows go to ``benchmarks/results/profiles/<label>.jsonl`` (``docs/profiles.md`` quotes them).
 """
