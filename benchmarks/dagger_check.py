@@ -18,8 +18,9 @@ from behaviour_cloning import deterministic_actor, fit, standardisation
 
 import osrl_unlearn.evaluation as evaluation
 from osrl_unlearn.cli import run_script
+from osrl_unlearn.generate.collect import EpisodePlan, _record
 from osrl_unlearn.generate.controller import LidarLayout, PointGoalController
-from osrl_unlearn.tasks import get_task, make_env, reset_env
+from osrl_unlearn.tasks import get_task, make_env
 
 TASK = "OfflinePointGoal1Gymnasium-v0"
 
@@ -49,16 +50,10 @@ class DaggerConfig:
 
 
 def visited_states(env, act, episodes: int, first_seed: int) -> np.ndarray:
-    """The observations of ``episodes`` seeded episodes driven by ``act``."""
-    states = []
-    for episode in range(episodes):
-        obs, _ = reset_env(env, first_seed + episode)
-        done = False
-        while not done:
-            states.append(obs.astype(np.float32))
-            obs, _, terminated, truncated, _ = env.step(np.clip(act(obs), -1.0, 1.0))
-            done = terminated or truncated
-    return np.asarray(states)
+    """The observations of ``episodes`` seeded episodes driven by ``act`` (recorded as the
+    datasets' episodes are, without noise)."""
+    plans = (EpisodePlan(index, "", 0.0, first_seed + index) for index in range(episodes))
+    return np.concatenate([_record(env, act, plan)["observations"] for plan in plans])
 
 
 def main(cfg: DaggerConfig) -> None:
