@@ -21,6 +21,7 @@ import pyrallis
 import torch
 import yaml
 
+from osrl_unlearn.agents.standardise import acting_on_raw_observations
 from osrl_unlearn.benchmark.competence import competence_threshold
 from osrl_unlearn.benchmark.grid import dataset_config
 from osrl_unlearn.cli import run_script
@@ -70,6 +71,9 @@ class CleanProfilesConfig:
     """torch threads."""
     summarise: Optional[str] = None
     """Instead of training: print one markdown table of every row in this folder's *.jsonl."""
+    standardise: bool = False
+    """Train on standardised observations, folded into the agents' first layers
+    (``TrainSettings.standardise``)."""
     critic_estimate: bool = False
     """Also record, per milestone, what the agent's own cost critic predicts from the data alone
     (no environment): min-head Q_c(s, pi(s)) averaged over the data's episode starts and over
@@ -99,6 +103,7 @@ def cost_critic_estimate(model, data, rows: int = 4096, seed: int = 0) -> dict:
     over ``rows`` of its rows drawn with ``seed``; empty for an agent without a Q cost critic."""
     if not hasattr(model, "cost_critic"):
         return {}
+    model = acting_on_raw_observations(model)
     observations = torch.as_tensor(data.arrays()["observations"], dtype=torch.float32)
     starts = torch.as_tensor(data.episode_bounds()[:, 0])
     sampled = torch.randint(
@@ -145,7 +150,8 @@ def main(cfg: CleanProfilesConfig) -> None:
         for seed in cfg.seeds:
             settings = profile_settings(cfg.profile, agent=agent, steps=cfg.steps, seed=seed,
                                         cost_limit=cfg.cost_limit, hidden=cfg.hidden,
-                                        batch_size=cfg.batch_size)  # fmt: skip
+                                        batch_size=cfg.batch_size,
+                                        standardise=cfg.standardise)  # fmt: skip
             settings = replace(settings, osrl=overrides.get(agent, {}))
 
             def at_milestone(step, model, agent=agent, seed=seed, settings=settings):

@@ -107,6 +107,9 @@ class TrainConfig:
     """Learning rate of every network (default: OSRL's per-agent rates from its training config)."""
     trainer: str = "fast"
     """Training step: fast (ours, equal to OSRL's train_one_step) or osrl (OSRL's own trainer)."""
+    standardise: bool = False
+    """Train on standardised observations (the data's mean and std, kept in config.yaml), folded
+    into the networks' first layers: the checkpoint still acts on raw observations in OSRL."""
     seed: int = 0
     """Seed of initialisation, batches and evaluation."""
     out: str = "runs"
@@ -172,7 +175,7 @@ def run_train(cfg: TrainConfig) -> int:
     settings = profile_settings(
         cfg.profile, agent=cfg.agent, steps=cfg.steps, hidden=cfg.hidden,
         batch_size=cfg.batch_size, cost_limit=cfg.cost_limit, seed=cfg.seed,
-        learning_rate=cfg.learning_rate, trainer=cfg.trainer,
+        learning_rate=cfg.learning_rate, trainer=cfg.trainer, standardise=cfg.standardise,
     )  # fmt: skip
     # Train into a staging folder beside the target, then rename: no half-written run folder,
     # no empty --out folder after a failure, and a rerun removes what a killed run left.

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from osrl_unlearn.agent_specs import spec_of
+from osrl_unlearn.agents.standardise import acting_on_raw_observations
 from osrl_unlearn.tasks import get_task, make_env
 
 
@@ -158,6 +159,7 @@ def evaluate(
         raise ConfigError(f"cost_limit must be a finite number >= 0, got {cost_limit}.")
     spec = get_task(task)
     check_agent_fits(agent, spec)
+    agent = acting_on_raw_observations(agent)
     numpy_state = np.random.get_state()  # Bullet's resets seed numpy's global RNG: give it back
     try:
         with torch.random.fork_rng(devices=[]):  # and torch's, so a caller's stream is untouched

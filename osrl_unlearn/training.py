@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.agents.checkpoint import build_agent
+from osrl_unlearn.agents.standardise import Standardisation, fold
 from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for
 from osrl_unlearn.fast import learning_rates
 from osrl_unlearn.osrl_configs import osrl_train_config
@@ -44,6 +45,10 @@ class TrainSettings:
     """Training step: ``fast`` (ours, equal to OSRL's) or ``osrl`` (OSRL's own trainer)."""
     osrl: Dict[str, Any] = field(default_factory=dict)
     """OSRL training-config keys set over OSRL's defaults (e.g. ``{"PID": [0.5, 0.01, 0.01]}``)."""
+    standardise: bool = False
+    """Train on standardised observations (the data's per-feature mean and std), folded into the
+    networks' first layers at the end: the checkpoint acts on raw observations in OSRL's own code
+    (:mod:`osrl_unlearn.agents.standardise`); the mean and std are kept in ``config.yaml``."""
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -84,6 +89,8 @@ def training_config(data: OfflineDataset, settings: TrainSettings) -> dict[str, 
     if settings.learning_rate is not None:
         config.update(learning_rates(settings.agent, settings.learning_rate))
     config.update(settings.osrl)
+    if settings.standardise:
+        config.update(Standardisation.of(data.observations).config_entries())
     return config
 
 
@@ -98,7 +105,9 @@ def train_agent(
     """Trains ``settings.agent`` on ``data`` (``settings.trainer``'s step); writes a run folder if
     asked.
 
-    ``callback(steps_done, model)`` runs after every step (e.g. to evaluate at milestones).
+    ``callback(steps_done, model)`` runs after every step (e.g. to evaluate at milestones). With
+    ``settings.standardise`` the model it gets reads standardised observations until the end of
+    training; :func:`osrl_unlearn.evaluation.evaluate` acts with a folded copy of it.
     """
     import_fsrl()
     from fsrl.utils import BaseLogger, DummyLogger
@@ -106,6 +115,10 @@ def train_agent(
     config = training_config(data, settings)
     torch.manual_seed(settings.seed)
     model = build_agent(settings.agent, config)
+    standardisation = Standardisation.from_config(config)
+    if standardisation is not None:
+        data = standardisation.applied_to(data)
+        model.observation_standardisation = standardisation
     if SPECS[settings.agent].dataset_statistics:  # OSRL's script hands COptiDICE these
         stats = dataset_stats(data)
         model.init_state_propotion = stats.init_state_proportion
@@ -137,6 +150,9 @@ def train_agent(
             callback(step + 1, model)
             model.train()
     model.eval()
+    if standardisation is not None:
+        fold(model, standardisation)
+        del model.observation_standardisation
     if run_parent is None:
         return model, None
     logger.save_checkpoint()
@@ -167,6 +183,8 @@ def cached_run(
     from osrl_unlearn.io import clean_stale, staging_prefix
 
     key = {"data": data.content_hash(), **asdict(settings)}
+    if not settings.standardise:  # the key of every run cached before the setting existed
+        del key["standardise"]
     folder = cache_dir("agents", data.task, key, cache)
     run = folder / "run"
     if (run / "checkpoint" / "model.pt").is_file():

@@ -147,3 +147,43 @@ def test_run_folder_holds_osrl_complete_config_and_osrl_builds_the_agent(agent, 
     expected = ours.act(obs, *args)[0]
     torch.manual_seed(0)
     np.testing.assert_array_equal(model.act(obs, *args)[0], expected)
+
+
+@pytest.mark.parametrize("agent", ["bcql", "coptidice"])
+def test_standardised_training_is_training_on_standardised_data_then_folding(agent, arrays):
+    """``standardise`` trains exactly as on (x - mean) / std, then folds the standardisation into
+    the agent: the same policy, acting on raw observations, and the config records it."""
+
+    import numpy as np
+
+    from osrl_unlearn.agents.standardise import Standardisation, acting_on_raw_observations, fold
+    from osrl_unlearn.data import OfflineDataset
+    from osrl_unlearn.evaluation import batched_policy
+    from osrl_unlearn.training import train_agent, training_config
+
+    arrays = dict(arrays, observations=arrays["observations"] * 5 + 3,
+                  next_observations=arrays["next_observations"] * 5 + 3)  # fmt: skip
+    data = OfflineDataset.from_arrays(arrays, attrs={"task": "OfflineCarCircle-v0"})
+    settings = profile_settings("quick", agent=agent, steps=20)
+    standardisation = Standardisation.of(data.observations)
+    seen = []
+
+    def at_step(step, model):
+        if step == 10:  # mid-training the model reads standardised observations...
+            np.testing.assert_array_equal(model.observation_standardisation.std,
+                                          standardisation.std)  # fmt: skip
+            seen.append(acting_on_raw_observations(model))  # ...and acts on raw ones folded
+
+    ours, _ = train_agent(data, dataclasses.replace(settings, standardise=True),
+                          show_progress=False, callback=at_step)  # fmt: skip
+    by_hand, _ = train_agent(standardisation.applied_to(data), settings, show_progress=False)
+    fold(by_hand, standardisation)
+    obs = torch.as_tensor(data.observations[:32])
+    torch.manual_seed(0)
+    expected = batched_policy(by_hand)(obs)
+    torch.manual_seed(0)
+    torch.testing.assert_close(batched_policy(ours)(obs), expected, rtol=1e-4, atol=1e-5)
+    assert not hasattr(ours, "observation_standardisation") and len(seen) == 1
+    config = training_config(data, dataclasses.replace(settings, standardise=True))
+    np.testing.assert_allclose(config["observation_std"], data.observations.std(0), rtol=1e-4)
+    assert "observation_mean" not in training_config(data, settings)
