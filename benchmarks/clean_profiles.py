@@ -90,8 +90,9 @@ def summary_table(folder: str) -> str:
     for r in rows:
         reward, cost = r["eval/normalized_reward"], r["eval/normalized_cost"]
         lines.append(
-            f"| {r['label']} | {r['agent']} | {r['hidden']}, {r['batch_size']} | "
-            f"{json.dumps(r['osrl']) if r['osrl'] else '–'} | {r['seed']} | {r['step']} | "
+            f"| {r['label']} | {r['agent']} | {r['hidden']}, {r['batch_size']}"
+            f"{', standardised' if r.get('standardise') else ''} | "
+            f"{json.dumps(r['osrl']) if r.get('osrl') else '–'} | {r['seed']} | {r['step']} | "
             f"{reward:.2f} | {cost:.2f} | {'yes' if cost <= 1 else 'no'} | "
             f"{'yes' if reward >= r['competence_threshold'] else 'no'} ({r['competence_threshold']:.3f}) |"
         )
