@@ -9,13 +9,14 @@ import numpy as np
 import torch
 
 from osrl_unlearn.generate.behaviour import load_actor
+from osrl_unlearn.generate.clone import actor_policy, load_clone
 from osrl_unlearn.generate.controller import (
     CircleController,
     PointCircleController,
     PointGoalController,
 )
 from osrl_unlearn.parallel import Progress, run_jobs
-from osrl_unlearn.tasks import make_env, reset_env
+from osrl_unlearn.tasks import get_task, make_env, reset_env
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class EpisodePlan:
     seed: int
     controller: CircleController | PointCircleController | PointGoalController | None = None
     noise_correlation: float = 0.0
+    actor_kind: str = "fsrl"
+    """What ``actor_path`` holds: an FSRL PPO actor (``fsrl``) or a DAgger clone (``clone``)."""
 
 
 @dataclass(frozen=True)
@@ -90,14 +93,21 @@ def collect_episodes(job: CollectJob, progress: Progress) -> list[dict[str, np.n
             policy = plan.controller.policy_for(env)
         else:
             if plan.actor_path not in actors:
-                actors[plan.actor_path] = _actor_mean(
-                    load_actor(plan.actor_path, job.obs_dim, job.act_dim, list(job.hidden_sizes))
-                )
+                actors[plan.actor_path] = _policy_in(plan, job)
             policy = actors[plan.actor_path]
         episodes.append(_record(env, policy, plan))
         progress(1)
     env.close()
     return episodes
+
+
+def _policy_in(plan: EpisodePlan, job: CollectJob) -> Callable[[np.ndarray], np.ndarray]:
+    if plan.actor_kind == "clone":
+        clone = load_clone(plan.actor_path, job.obs_dim, job.act_dim,
+                           get_task(job.task).max_action, list(job.hidden_sizes))  # fmt: skip
+        return actor_policy(clone)
+    return _actor_mean(load_actor(plan.actor_path, job.obs_dim, job.act_dim,
+                                  list(job.hidden_sizes)))  # fmt: skip
 
 
 def _actor_mean(actor: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:

@@ -25,6 +25,7 @@ from osrl_unlearn.generate.behaviour import (
     Snapshot,
     train_runs,
 )
+from osrl_unlearn.generate.clone import CloneConfig, train_clone
 from osrl_unlearn.generate.collect import (
     EpisodePlan,
     concatenate_episodes,
@@ -92,11 +93,16 @@ class MakeDatasetConfig:
     drift off the behaviour's path and record its way back."""
     behaviour_source: str = "ppo"
     """``ppo``: behaviour policies trained by FSRL's PPO-Lag, as DSRL made its data (minutes);
-    ``controller``: scripted controllers, no training (CarCircle, PointCircle1, PointGoal1)."""
+    ``controller``: scripted controllers, no training (CarCircle, PointCircle1, PointGoal1);
+    ``clone``: neural policies learnt from those controllers by DAgger (:mod:`.clone`), which an
+    agent can represent where it cannot fit the controllers' sharp rules."""
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     """How the PPO behaviour policies are trained (``behaviour_source: ppo``)."""
     controller: ControllerConfig = field(default_factory=ControllerConfig)
-    """The scripted controllers (``behaviour_source: controller``)."""
+    """The scripted controllers (``behaviour_source: controller``, and the experts of
+    ``clone``)."""
+    clone: CloneConfig = field(default_factory=CloneConfig)
+    """How each controller is distilled into a neural policy (``behaviour_source: clone``)."""
     cost_limit: float = DEFAULT_COST_LIMIT
     """Episode cost limit used in the printed spread (share of episodes within the limit)."""
     workers: int = 2
@@ -121,6 +127,8 @@ class MakeDatasetConfig:
             settings.pop("action_noise_correlation")
         # Only the chosen source's settings shape the file; a PPO dataset keeps the key it had
         # before controllers existed, so cached datasets stay valid.
+        if self.behaviour_source != "clone":  # files made before clones keep their key
+            settings.pop("clone")
         if self.behaviour_source == "ppo":
             settings.pop("behaviour_source")
             settings.pop("controller")
@@ -149,11 +157,16 @@ def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
             f"action_noise_correlation must be in [0, 1), got {cfg.action_noise_correlation}: "
             "0 draws the noise independently per step, 0.95 holds a push for ~20 steps"
         )
-    if cfg.behaviour_source not in ("ppo", "controller"):
+    if cfg.behaviour_source not in ("ppo", "controller", "clone"):
         raise ConfigError(
-            f"behaviour_source must be ppo or controller, got {cfg.behaviour_source!r}"
+            f"behaviour_source must be ppo, controller or clone, got {cfg.behaviour_source!r}"
         )
-    if cfg.behaviour_source == "controller":
+    if cfg.behaviour_source == "clone" and min(cfg.clone.iterations, cfg.clone.steps) < 1:
+        raise ConfigError(
+            f"clone.iterations and clone.steps must be 1 or more, got {cfg.clone.iterations} "
+            f"and {cfg.clone.steps}"
+        )
+    if cfg.behaviour_source in ("controller", "clone"):
         if not cfg.controller.controllers(task.name):
             raise ConfigError(
                 "controller.radii (PointGoal1: controller.clearances), controller.speeds and "
@@ -182,6 +195,12 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
         sources = [c.source() for c in controllers]
         kind = "goal" if task.name == "OfflinePointGoal1Gymnasium-v0" else "circle"
         generator = f"scripted {kind} controllers + action noise"
+    elif cfg.behaviour_source == "clone":
+        controllers = cfg.controller.controllers(task.name)
+        policies = [{"actor_path": str(_clone_of(cfg, task, c))} for c in controllers]
+        sources = [{**c.source(), "label": f"DAgger clone of {c.source()['label']}"}
+                   for c in controllers]  # fmt: skip
+        generator = "DAgger clones of scripted controllers + action noise"
     else:
         snapshots = _behaviour_snapshots(cfg, task.name)
         policies = [{"actor_path": snapshot.path} for snapshot in snapshots]
@@ -198,12 +217,13 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
             noise_correlation=cfg.action_noise_correlation,
             seed=episode_seed(cfg.seed, i),
             controller=policies[i % len(policies)].get("controller"),
+            actor_kind="clone" if cfg.behaviour_source == "clone" else "fsrl",
         )
         for i in range(cfg.episodes)
     ]
     episodes = record_episodes(
         task,
-        cfg.behaviour.hidden_sizes,
+        cfg.clone.hidden_sizes if cfg.behaviour_source == "clone" else cfg.behaviour.hidden_sizes,
         plans,
         workers=cfg.workers,
         desc=f"recording {task.name}",
@@ -239,6 +259,13 @@ def _generate(cfg: MakeDatasetConfig, task, folder: Path) -> dict:
         tmp.write_text(pyrallis.dump(cfg))
     plot_spread(dataset, summary, cfg.cost_limit, folder / "spread.png")
     return summary
+
+
+def _clone_of(cfg: MakeDatasetConfig, task, controller) -> Path:
+    """The DAgger clone of ``controller`` (trained once, then read from the cache)."""
+    settings = {"clone": asdict(cfg.clone), "controller": controller.source(), "seed": cfg.seed}
+    out = cache_dir("behaviour", task.name, settings, cfg.cache) / "clone.pt"
+    return train_clone(task, controller, cfg.clone, cfg.seed, out, cfg.show_progress)
 
 
 def _behaviour_snapshots(cfg: MakeDatasetConfig, task_name: str) -> list[Snapshot]:

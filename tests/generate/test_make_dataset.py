@@ -161,7 +161,7 @@ def test_controller_refuses_other_tasks_and_misplaced_settings():
     cfg.controller.x_limits = []
     with pytest.raises(ConfigError, match="need one value or more"):
         make_dataset(cfg)
-    with pytest.raises(ConfigError, match="behaviour_source must be ppo or controller"):
+    with pytest.raises(ConfigError, match="behaviour_source must be ppo, controller or clone"):
         make_dataset(MakeDatasetConfig(behaviour_source="scripted"))
 
 
