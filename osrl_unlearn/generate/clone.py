@@ -18,7 +18,7 @@ from typing import List
 
 import numpy as np
 import torch
-from tqdm.auto import trange
+from tqdm.auto import tqdm, trange
 
 from osrl_unlearn.agents.standardise import Standardisation, fold
 from osrl_unlearn.io import atomic_path
@@ -46,9 +46,10 @@ class CloneConfig:
     learning_rate: float = 1e-3
 
 
-def rollout_labels(env, drive: Policy, expert: Policy, episodes: int, first_seed: int):
+def rollout_labels(env, drive: Policy, expert: Policy, episodes: int, first_seed: int,
+                   bar: tqdm | None = None):  # fmt: skip
     """The observations of ``episodes`` seeded episodes driven by ``drive``, and ``expert``'s
-    action in each (what DAgger learns from)."""
+    action in each (what DAgger learns from); ``bar`` counts the episodes."""
     states, labels = [], []
     for episode in range(episodes):
         obs, _ = reset_env(env, first_seed + episode)
@@ -58,6 +59,8 @@ def rollout_labels(env, drive: Policy, expert: Policy, episodes: int, first_seed
             labels.append(expert(obs))
             obs, _, terminated, truncated, _ = env.step(drive(obs).astype(np.float32))
             done = terminated or truncated
+        if bar is not None:
+            bar.update()
     return np.asarray(states, np.float32), np.asarray(labels, np.float32)
 
 
@@ -96,18 +99,21 @@ def train_clone(task, controller, cfg: CloneConfig, seed: int, out: Path,
     if out.is_file():
         return out
     env = make_env(task.name)
+    episodes = cfg.first_episodes + (cfg.iterations - 1) * cfg.episodes_per_iteration
+    bar = tqdm(total=episodes, desc="DAgger: labelled episodes", disable=not show_progress)
     try:
         expert = controller.policy_for(env)
-        states, labels = rollout_labels(env, expert, expert, cfg.first_episodes, seed)
+        states, labels = rollout_labels(env, expert, expert, cfg.first_episodes, seed, bar)
         for iteration in range(cfg.iterations):
             actor = fit_clone(states, labels, cfg, task, seed + iteration, show_progress)
             if iteration + 1 < cfg.iterations:
                 first = seed + 1_000 + 100 * iteration
                 new = rollout_labels(env, actor_policy(actor), expert,
-                                     cfg.episodes_per_iteration, first)  # fmt: skip
+                                     cfg.episodes_per_iteration, first, bar)  # fmt: skip
                 states = np.concatenate([states, new[0]])
                 labels = np.concatenate([labels, new[1]])
     finally:
+        bar.close()
         env.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
