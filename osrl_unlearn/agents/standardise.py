@@ -15,13 +15,13 @@ on further in standardised coordinates.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from osrl_unlearn.agents.checkpoint import copy_agent
 from osrl_unlearn.data import OfflineDataset
 
 _FIRST_LAYER = re.compile(r"(^|\.)(pi|net)\.0$|(^|\.)q\d?_nets\.\d+\.0$|(^|\.)vae\.(e1|d1)$")
@@ -74,10 +74,7 @@ def acting_on_raw_observations(model: torch.nn.Module) -> torch.nn.Module:
     standardisation = getattr(model, "observation_standardisation", None)
     if standardisation is None:
         return model
-    # COptiDICE keeps computed tensors (its λ) as attributes, which deepcopy refuses: share them
-    computed = {id(value): value.detach() for value in vars(model).values()
-                if isinstance(value, torch.Tensor) and not value.is_leaf}  # fmt: skip
-    copied = copy.deepcopy(model, computed)
+    copied = copy_agent(model)
     del copied.observation_standardisation
     return fold(copied, standardisation)
 

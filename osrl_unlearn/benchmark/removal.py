@@ -13,12 +13,12 @@ poison when its cost moves no more than the retrained agent's does.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from osrl_unlearn.agents.checkpoint import copy_agent
 from osrl_unlearn.data.dataset import OfflineDataset
 from osrl_unlearn.data.sampler import BatchSampler, layout_for, training_scales, unlearning_samplers
 from osrl_unlearn.unlearn.config import FinetuneConfig
@@ -33,20 +33,6 @@ def continued(agent: torch.nn.Module, loader: Any, steps: int, seed: int,
     trained.unlearn(loader, method="finetune", steps=steps, show_progress=False,
                     config=FinetuneConfig(learning_rate=learning_rate))  # fmt: skip
     return trained
-
-
-def copy_agent(agent: torch.nn.Module) -> torch.nn.Module:
-    """An independent copy of ``agent`` (weights, optimiser and dual state) to train or evaluate
-    on."""
-    return copy.deepcopy(agent, memo=_detached_intermediates(agent))
-
-
-def _detached_intermediates(agent: torch.nn.Module) -> dict[int, torch.Tensor]:
-    """A deepcopy memo giving detached copies of the tensors an agent keeps that are results of a
-    computation (COptiDICE's ``_tau`` and ``_lmbda``): torch refuses to deepcopy those, and the
-    agent recomputes them at its next step."""
-    return {id(value): value.detach().clone() for value in vars(agent).values()
-            if isinstance(value, torch.Tensor) and value.grad_fn is not None}  # fmt: skip
 
 
 def removal_check(
