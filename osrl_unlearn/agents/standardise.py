@@ -15,13 +15,15 @@ on further in standardised coordinates.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 
-from osrl_unlearn.agents.checkpoint import copy_agent
+from osrl_unlearn.agents.copying import copy_agent
 from osrl_unlearn.data import OfflineDataset
 
 _FIRST_LAYER = re.compile(r"(^|\.)(pi|net)\.0$|(^|\.)q\d?_nets\.\d+\.0$|(^|\.)vae\.(e1|d1)$")
@@ -117,6 +119,39 @@ def unfold(model: torch.nn.Module, standardisation: Standardisation) -> torch.nn
         layer.bias.add_(columns @ mean)
         columns.mul_(std)
     return model
+
+
+@contextlib.contextmanager
+def standardised_coordinates(agent: torch.nn.Module, standardisation: Standardisation):
+    """Within the block ``agent`` reads standardised observations (:func:`unfold`), and so do
+    the loaders passed through the function it yields; on leaving it is folded back to raw
+    observations, whatever happened inside. COptiDICE's observation noise scale (its data's
+    std) is rescaled alike."""
+    noise_scale = getattr(agent, "observations_std", None)
+    unfold(agent, standardisation)
+    if noise_scale is not None:
+        agent.observations_std = noise_scale / torch.as_tensor(standardisation.std)
+    try:
+        yield lambda loader: standardised_loader(loader, standardisation)
+    finally:
+        fold(agent, standardisation)
+        if noise_scale is not None:
+            agent.observations_std = noise_scale
+
+
+def standardised_loader(loader: Any, standardisation: Standardisation) -> Any:
+    """``loader`` (a :class:`~osrl_unlearn.data.BatchSampler`, an iterable of batches or None)
+    with observations and next observations (each batch's first two fields) standardised."""
+    if loader is None:
+        return None
+    mean, std = _tensors(standardisation)
+
+    def transform(observations: torch.Tensor) -> torch.Tensor:
+        return (observations - mean.to(observations.device)) / std.to(observations.device)
+
+    if hasattr(loader, "with_observations"):
+        return loader.with_observations(transform)
+    return ((transform(b[0]), transform(b[1]), *b[2:]) for b in loader)
 
 
 def _tensors(standardisation: Standardisation) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,8 @@ target device and a batch is a single ``index_select``: well under a millisecond
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -140,6 +141,15 @@ class BatchSampler:
         )
         self.batches_drawn += 1
         return index, tuple(field.index_select(0, index) for field in self._fields)
+
+    def with_observations(self, transform: Callable[[torch.Tensor], torch.Tensor]) -> BatchSampler:
+        """A sampler of the same rows with ``transform`` applied to the observations and next
+        observations. It shares this sampler's generator, so drawing from either continues one
+        stream of rows."""
+        changed = copy.copy(self)
+        first, second, *rest = self._fields
+        changed._fields = (transform(first), transform(second), *rest)
+        return changed
 
     def batches(self, count: int) -> Iterator[tuple[torch.Tensor, ...]]:
         """Exactly ``count`` batches (OSRL's loaders iterate forever; this one is bounded)."""

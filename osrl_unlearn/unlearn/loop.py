@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from osrl_unlearn.agents.standardise import Standardisation, standardised_coordinates
 from osrl_unlearn.fast.updates import Updates
 from osrl_unlearn.losses import forgetting_gap, update_forget_weight
 from osrl_unlearn.unlearn.base import (  # noqa: F401  (re-exported: the loop's public names)
@@ -200,6 +201,17 @@ class UnlearningMixin:
         steps = config.steps if steps is None else steps
         if steps <= 0:
             raise UnlearningError(f"steps must be positive, got {steps}")
+        run = (method, config, keep_loader, forget_loader, steps, logger, callback, show_progress)
+        standardisation = Standardisation.from_config(getattr(self, "osrl_config", None) or {})
+        if standardisation is None:
+            return self._run_method(*run)
+        # an agent trained on standardised observations is repaired in the same coordinates
+        with standardised_coordinates(self, standardisation) as standardise:
+            return self._run_method(*run[:2], standardise(keep_loader),
+                                    standardise(forget_loader), *run[4:])  # fmt: skip
+
+    def _run_method(self, method, config, keep_loader, forget_loader, steps, logger, callback,
+                    show_progress) -> UnlearningHistory:  # fmt: skip
         if method in TRAINING_METHODS:
             return train_on_keep(
                 self, keep_loader, steps, method=method, learning_rate=config.learning_rate,

@@ -83,3 +83,32 @@ def test_every_network_that_reads_the_observation_is_folded(agent_name):
 def test_an_unknown_layout_is_refused():
     with pytest.raises(ValueError, match="cannot find the layers"):
         observation_layers(torch.nn.Sequential(torch.nn.Linear(8, 4)), 8)
+
+
+@pytest.mark.parametrize("method", ["relabel", "finetune"])
+def test_a_standardised_agent_is_repaired_in_its_own_coordinates(agent_name, method):
+    """An agent whose config records a standardisation is unlearnt exactly as the unfolded
+    agent on standardised data would be, then folded back to act on raw observations."""
+    from osrl_unlearn.data import OfflineDataset
+    from tests.agents.conftest import poisoned_arrays
+
+    arrays = poisoned_arrays()
+    arrays["observations"] = arrays["observations"] * SCALES + 3.0
+    arrays["next_observations"] = arrays["next_observations"] * SCALES + 3.0
+    data = OfflineDataset.from_arrays(arrays)
+    st = Standardisation.of(data.observations)
+    ours = make_agent(agent_name)
+    ours.osrl_config = {**ours.osrl_config, **st.config_entries()}
+    by_hand = unfold(copy.deepcopy(make_agent(agent_name)), st)
+    torch.manual_seed(5)
+    ours.unlearn(data, method=method, steps=4, show_progress=False, batch_size=32)
+    torch.manual_seed(5)
+    by_hand.unlearn(st.applied_to(data), method=method, steps=4, show_progress=False,
+                    batch_size=32)  # fmt: skip
+    fold(by_hand, st)
+    moved = False
+    for (name, p), q in zip(ours.state_dict().items(), by_hand.state_dict().values(),
+                            strict=True):  # fmt: skip
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+        moved |= not torch.equal(p, make_agent(agent_name).state_dict()[name])
+    assert moved
