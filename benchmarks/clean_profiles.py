@@ -21,7 +21,6 @@ import pyrallis
 import torch
 import yaml
 
-from osrl_unlearn.agents.standardise import acting_on_raw_observations
 from osrl_unlearn.benchmark.competence import competence_threshold
 from osrl_unlearn.benchmark.grid import dataset_config
 from osrl_unlearn.cli import run_script
@@ -29,6 +28,7 @@ from osrl_unlearn.data import read_hdf5
 from osrl_unlearn.errors import ConfigError
 from osrl_unlearn.evaluation import batched_policy, evaluate
 from osrl_unlearn.generate.make_dataset import MakeDatasetConfig, make_dataset
+from osrl_unlearn.standardise import acting_on_raw_observations
 from osrl_unlearn.training import profile_settings, train_agent
 
 

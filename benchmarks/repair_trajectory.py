@@ -111,7 +111,8 @@ def measure(work: TrajectoryJob, progress=lambda n: None) -> Dict[str, Any]:
     import numpy as np
     import torch
 
-    from osrl_unlearn.agents.copying import copy_agent, load_agent
+    from osrl_unlearn.agents.checkpoint import load_agent
+    from osrl_unlearn.copying import copy_agent
     from osrl_unlearn.data import read_hdf5, unlearning_samplers
     from osrl_unlearn.data.sampler import BatchSampler, layout_for, training_scales
     from osrl_unlearn.evaluation import evaluate

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from osrl_unlearn.agent_specs import spec_of
-from osrl_unlearn.agents.standardise import acting_on_raw_observations
+from osrl_unlearn.standardise import acting_on_raw_observations
 from osrl_unlearn.tasks import get_task, make_env
 
 

@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 
 from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.agents.checkpoint import build_agent
-from osrl_unlearn.agents.standardise import Standardisation, fold
 from osrl_unlearn.data import BatchSampler, OfflineDataset, dataset_stats, layout_for
 from osrl_unlearn.fast import learning_rates
 from osrl_unlearn.osrl_configs import osrl_train_config
 from osrl_unlearn.stack import import_fsrl
+from osrl_unlearn.standardise import Standardisation, fold
 from osrl_unlearn.tasks import get_task
 from osrl_unlearn.trainers import make_trainer, osrl_trainer  # noqa: F401  (re-exported)
 
@@ -48,7 +48,7 @@ class TrainSettings:
     standardise: bool = False
     """Train on standardised observations (the data's per-feature mean and std), folded into the
     networks' first layers at the end: the checkpoint acts on raw observations in OSRL's own code
-    (:mod:`osrl_unlearn.agents.standardise`); the mean and std are kept in ``config.yaml``."""
+    (:mod:`osrl_unlearn.standardise`); the mean and std are kept in ``config.yaml``."""
 
 
 PROFILES: dict[str, dict[str, Any]] = {

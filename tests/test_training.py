@@ -156,9 +156,9 @@ def test_standardised_training_is_training_on_standardised_data_then_folding(age
 
     import numpy as np
 
-    from osrl_unlearn.agents.standardise import Standardisation, acting_on_raw_observations, fold
     from osrl_unlearn.data import OfflineDataset
     from osrl_unlearn.evaluation import batched_policy
+    from osrl_unlearn.standardise import Standardisation, acting_on_raw_observations, fold
     from osrl_unlearn.training import train_agent, training_config
 
     arrays = dict(arrays, observations=arrays["observations"] * 5 + 3,

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from osrl_unlearn.agents.copying import copy_agent
+from osrl_unlearn.copying import copy_agent
 from osrl_unlearn.data.dataset import OfflineDataset
 from osrl_unlearn.data.sampler import BatchSampler, layout_for, training_scales, unlearning_samplers
 from osrl_unlearn.unlearn.config import FinetuneConfig

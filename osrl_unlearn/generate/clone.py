@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm, trange
 
-from osrl_unlearn.agents.standardise import Standardisation, fold
 from osrl_unlearn.io import atomic_path
+from osrl_unlearn.standardise import Standardisation, fold
 from osrl_unlearn.tasks import make_env, reset_env
 
 Policy = Callable[[np.ndarray], np.ndarray]

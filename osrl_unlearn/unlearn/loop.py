@@ -29,9 +29,9 @@ from typing import Any
 
 import torch
 
-from osrl_unlearn.agents.standardise import Standardisation, standardised_coordinates
 from osrl_unlearn.fast.updates import Updates
 from osrl_unlearn.losses import forgetting_gap, update_forget_weight
+from osrl_unlearn.standardise import Standardisation, standardised_coordinates
 from osrl_unlearn.unlearn.base import (  # noqa: F401  (re-exported: the loop's public names)
     Batch,
     Logger,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from osrl_unlearn.agents.standardise import Standardisation, fold, observation_layers, unfold
 from osrl_unlearn.evaluation import batched_policy
+from osrl_unlearn.standardise import Standardisation, fold, observation_layers, unfold
 from tests.agents.conftest import make_agent
 
 SCALES = np.array([6.0, 0.1, 1.0, 2.0, 0.02, 1.0, 3.0, 0.5], np.float32)

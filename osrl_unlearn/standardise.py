@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from osrl_unlearn.agents.copying import copy_agent
+from osrl_unlearn.copying import copy_agent
 from osrl_unlearn.data import OfflineDataset
 
 _FIRST_LAYER = re.compile(r"(^|\.)(pi|net)\.0$|(^|\.)q\d?_nets\.\d+\.0$|(^|\.)vae\.(e1|d1)$")
