@@ -116,6 +116,10 @@ GRID_PROFILES["cpu-goal"] = {
     # safe and competent on the mean over 3 seeds (docs/profiles.md)
     "tasks": ["OfflinePointGoal1Gymnasium-v0"],
     "datasets": {"OfflinePointGoal1Gymnasium-v0": "configs/make_dataset/point_goal1_clone.yaml"},
+    # 15,000 steps: safe on both measured seeds from 10,000 on, and above the competence bar on
+    # the mean at 15,000 (0.15 against 0.123) where 20,000 is on it (0.125); a repair gets a
+    # fifth of that, as everywhere
+    "train_steps": 15_000, "unlearn_steps": 3000,
     "agent_settings": {"bcql": {"osrl": {"cost_limit": 1}, "standardise": True}},
 }  # fmt: skip
 
