@@ -43,7 +43,9 @@ class CloneConfig:
     hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])
     """The clone's hidden layers (OSRL's BC default)."""
     batch_size: int = 512
+    """Labelled states per gradient step."""
     learning_rate: float = 1e-3
+    """Adam's learning rate of the clone."""
 
 
 def rollout_labels(env, drive: Policy, expert: Policy, episodes: int, first_seed: int,
