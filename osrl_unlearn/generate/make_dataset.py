@@ -161,11 +161,15 @@ def make_dataset(cfg: MakeDatasetConfig) -> WrittenFile:
         raise ConfigError(
             f"behaviour_source must be ppo, controller or clone, got {cfg.behaviour_source!r}"
         )
-    if cfg.behaviour_source == "clone" and min(cfg.clone.iterations, cfg.clone.steps) < 1:
-        raise ConfigError(
-            f"clone.iterations and clone.steps must be 1 or more, got {cfg.clone.iterations} "
-            f"and {cfg.clone.steps}"
-        )
+    if cfg.behaviour_source == "clone":
+        counts = ("iterations", "first_episodes", "episodes_per_iteration", "steps", "batch_size")
+        small = [f"clone.{key} = {getattr(cfg.clone, key)}" for key in counts
+                 if getattr(cfg.clone, key) < 1]  # fmt: skip
+        if small or not cfg.clone.learning_rate > 0:
+            raise ConfigError(
+                f"{', '.join(small) or f'clone.learning_rate = {cfg.clone.learning_rate}'}: "
+                "the DAgger settings must be 1 or more (the learning rate above 0)"
+            )
     if cfg.behaviour_source in ("controller", "clone"):
         if not cfg.controller.controllers(task.name):
             raise ConfigError(

@@ -51,7 +51,13 @@ def test_clone_dataset_is_a_dsrl_file_of_the_clones_episodes(tmp_path):
 
 
 def test_clone_settings_are_checked_and_other_sources_keep_their_keys():
-    with pytest.raises(ConfigError, match="clone.iterations and clone.steps must be 1 or more"):
+    with pytest.raises(ConfigError, match="clone.steps = 0: the DAgger settings must be 1 or more"):
         make_dataset(MakeDatasetConfig(behaviour_source="clone", clone=CloneConfig(steps=0)))
+    with pytest.raises(ConfigError, match="clone.first_episodes = 0"):
+        make_dataset(MakeDatasetConfig(behaviour_source="clone",
+                                       clone=CloneConfig(first_episodes=0)))  # fmt: skip
+    with pytest.raises(ConfigError, match="clone.learning_rate = -0.1"):
+        make_dataset(MakeDatasetConfig(behaviour_source="clone",
+                                       clone=CloneConfig(learning_rate=-0.1)))  # fmt: skip
     assert "clone" not in MakeDatasetConfig(behaviour_source="controller").cache_settings()
     assert "clone" in MakeDatasetConfig(behaviour_source="clone").cache_settings()
