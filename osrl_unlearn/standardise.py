@@ -25,6 +25,7 @@ import torch
 
 from osrl_unlearn.copying import copy_agent
 from osrl_unlearn.data import OfflineDataset
+from osrl_unlearn.errors import UserError
 
 _FIRST_LAYER = re.compile(r"(^|\.)(pi|net)\.0$|(^|\.)q\d?_nets\.\d+\.0$|(^|\.)vae\.(e1|d1)$")
 """Names of the linear layers that read the observation: the first layer of OSRL's MLP actors
@@ -127,6 +128,16 @@ def standardised_coordinates(agent: torch.nn.Module, standardisation: Standardis
     the loaders passed through the function it yields; on leaving it is folded back to raw
     observations, whatever happened inside. COptiDICE's observation noise scale (its data's
     std) is rescaled alike."""
+    width = getattr(agent, "state_dim", len(standardisation.mean))
+    sizes_fit = len(standardisation.mean) == len(standardisation.std) == width
+    if not sizes_fit or not (
+        np.isfinite(standardisation.mean).all() and (standardisation.std > 0).all()
+    ):
+        raise UserError(
+            f"config.yaml's observation_mean / observation_std do not fit the {width}-feature "
+            "agent (lengths, finite values, std > 0); restore them from the run folder the "
+            "agent was trained into, or remove both keys if it was not trained standardised"
+        )
     noise_scale = getattr(agent, "observations_std", None)
     unfold(agent, standardisation)
     if noise_scale is not None:

@@ -112,3 +112,24 @@ def test_a_standardised_agent_is_repaired_in_its_own_coordinates(agent_name, met
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
         moved |= not torch.equal(p, make_agent(agent_name).state_dict()[name])
     assert moved
+
+
+def test_a_standardisation_that_does_not_fit_the_agent_is_refused():
+    from osrl_unlearn.data import OfflineDataset
+    from osrl_unlearn.errors import UserError
+    from osrl_unlearn.standardise import standardised_coordinates
+    from tests.agents.conftest import poisoned_arrays
+
+    agent = make_agent("bcql")
+    before = copy.deepcopy(agent.state_dict())
+    for bad in (Standardisation(np.zeros(7, np.float32), np.ones(7, np.float32)),
+                Standardisation(np.zeros(8, np.float32), np.zeros(8, np.float32))):  # fmt: skip
+        with pytest.raises(UserError, match="do not fit the 8-feature agent"):
+            with standardised_coordinates(agent, bad):
+                pass
+        agent.osrl_config = {**agent.osrl_config, **bad.config_entries()}
+        with pytest.raises(UserError, match="observation_mean / observation_std"):
+            agent.unlearn(OfflineDataset.from_arrays(poisoned_arrays()), steps=2,
+                          show_progress=False)  # fmt: skip
+    for key, value in agent.state_dict().items():
+        torch.testing.assert_close(value, before[key])  # nothing was changed
