@@ -5,7 +5,11 @@
 osrl_unlearn.patch_safety_gymnasium`` runs before anything imports the stack.
 """
 
+from osrl_unlearn.kernels import pin_cpu_kernels
+
 __version__ = "0.1.0"
+
+pin_cpu_kernels()  # before any torch kernel runs: the same seed, the same bits on any x86 CPU
 
 _AGENT_EXPORTS = ("BCQL", "BEARL", "CPQ", "COptiDICE", "load_agent", "save_run")
 _CONFIG_EXPORTS = ("RelabelConfig", "SafeRuleConfig", "TrajDeleterConfig", "FinetuneConfig")
