@@ -1,16 +1,18 @@
-"""Pins the CPU code paths of torch's kernels, so that a seed gives the same bits on another CPU.
+"""Pins the CPU code paths of torch's kernels: torch's share of why data differs between CPUs.
 
-torch picks its vectorised ATen kernels (AVX2 or AVX-512) and MKL its matrix-multiply branch
-by the CPU it runs on, and the branches round differently: on one machine the same float32
-network gives three different results under the default, ``ATEN_CPU_CAPABILITY=default`` and
-``MKL_CBWR=COMPATIBLE`` (docs/profiles.md). Datasets made from learnt policies (a DAgger clone,
-a PPO adversary) then differ from one CPU to the next, and a benchmark grid spread over
+torch picks its vectorised ATen kernels (AVX2 or AVX-512) and MKL its matrix-multiply branch by
+the CPU it runs on, and the branches round differently: on one machine a small float32 network
+gave four different outputs under the default, ``ATEN_CPU_CAPABILITY=default``,
+``MKL_CBWR=COMPATIBLE`` and both (docs/data.md). Datasets made from learnt policies (a DAgger
+clone, a PPO adversary) then differ from one CPU to the next, and a benchmark grid spread over
 sessions on different machines cannot pool its results (``benchmark.provenance`` refuses to).
 Pinning both to their AVX2 branch, which every x86 CPU of the last decade has, takes the choice
 away from the CPU. For ATen that settles it; MKL promises the same bits from its AVX2 branch on
 Intel CPUs, and whether an AMD CPU's match them is for a grid resumed across machines to show.
-Both variables are read when the first kernel runs, so setting them at import
-of this package works even after ``import torch``; a user's own setting of either is kept.
+The physics engines' own floating-point paths are not ours to pin (scripted CarCircle data
+differed between machines too). Both variables are read when the first kernel runs, so setting
+them at import of this package works even after ``import torch``; a user's own setting of either
+is kept.
 """
 
 from __future__ import annotations
