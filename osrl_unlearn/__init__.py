@@ -9,7 +9,7 @@ from osrl_unlearn.kernels import pin_cpu_kernels
 
 __version__ = "0.1.0"
 
-pin_cpu_kernels()  # before any torch kernel runs: the same seed, the same bits on any x86 CPU
+pin_cpu_kernels()  # before any torch kernel runs: the same kernel branch on any AVX2 CPU
 
 _AGENT_EXPORTS = ("BCQL", "BEARL", "CPQ", "COptiDICE", "load_agent", "save_run")
 _CONFIG_EXPORTS = ("RelabelConfig", "SafeRuleConfig", "TrajDeleterConfig", "FinetuneConfig")
