@@ -133,6 +133,12 @@ class BatchSampler:
     def sample_indexed(self) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """(row indices, batch): one batch as :meth:`sample` draws it, with the rows it took (for
         per-row values kept outside the batch layout)."""
+        index = self.draw_rows()
+        return index, tuple(field.index_select(0, index) for field in self._fields)
+
+    def draw_rows(self) -> torch.Tensor:
+        """The row indices of the next batch, without gathering them: the same draw, from the
+        same stream, as :meth:`sample` makes (for a caller that gathers the rows itself)."""
         index = torch.randint(
             self.dataset_size,
             (self.batch_size,),
@@ -140,7 +146,7 @@ class BatchSampler:
             device=self.device,
         )
         self.batches_drawn += 1
-        return index, tuple(field.index_select(0, index) for field in self._fields)
+        return index
 
     def with_observations(self, transform: Callable[[torch.Tensor], torch.Tensor]) -> BatchSampler:
         """A sampler of the same rows with ``transform`` applied to the observations and next

@@ -58,7 +58,9 @@ class FastTrainer:
             batch = tuple(batch[0])
         metrics = yield from self._step.updates(*batch)
         if self.logger is not None:  # one host transfer for all values
-            values = torch.stack([v.detach().reshape(()) for v in metrics.values()]).tolist()
+            with torch.no_grad():  # (no detach or reshape per value: a stack is the only op)
+                values = torch.stack([v if v.dim() == 0 else v.reshape(())
+                                      for v in metrics.values()]).tolist()  # fmt: skip
             self.logger.store(**dict(zip(metrics, values, strict=True)))
         return metrics
 

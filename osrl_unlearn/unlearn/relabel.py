@@ -76,6 +76,26 @@ def mixed(keep: Batch, forget: Batch, forget_rows: int) -> Batch:
     )
 
 
+def mixed_draws(keep_sampler: Any, forget_sampler: Any, forget_rows: int, reward: float,
+                cost: float, count: int, floors: torch.Tensor | None = None) -> Iterator[Batch]:  # fmt: skip
+    """``count`` batches equal to ``mixed(keep_sampler.sample(), relabelled(forget_sampler.sample(),
+    reward, cost), forget_rows)``, drawn from the same two streams, gathered in one
+    ``index_select`` per field: the keep rows and the relabelled forget rows are laid end to end
+    once (a copy of both sets for the repair's length), so a step pays one gather, as a training
+    step does, not two gathers and the mixing. With ``floors`` (one per forget row), each batch
+    ends with its rows' floors (``-inf`` on keep rows)."""
+    store = tuple(torch.cat([k, f]) for k, f in zip(keep_sampler.fields, relabelled(
+        forget_sampler.fields, reward, cost), strict=True))  # fmt: skip
+    if floors is not None:
+        store += (torch.cat([torch.full((len(keep_sampler),), -torch.inf, device=floors.device),
+                             floors]),)  # fmt: skip
+    keep_rows, offset = keep_sampler.batch_size - forget_rows, len(keep_sampler)
+    for _ in range(count):
+        index = torch.cat([keep_sampler.draw_rows()[:keep_rows],
+                           forget_sampler.draw_rows()[:forget_rows] + offset])  # fmt: skip
+        yield tuple(field.index_select(0, index) for field in store)
+
+
 def forget_rows(config: RelabelConfig, batch_size: int, keep_loader, forget_loader) -> int:
     """How many rows of each batch come from the forget set (at most batch - 1; at least 1 unless
     ``forget_share`` is 0)."""
@@ -308,13 +328,20 @@ def relabel_repair(
     """Repairs ``agent`` in place by the ``relabel`` method (see the module docstring)."""
     config = config.for_agent(agent.osrl_key)
     steps = config.steps if steps is None else steps
-    keep_batches = draw_batches(keep_loader, steps, "keep")
     finite_checked = all_finite(keep_loader, "keep") and all_finite(forget_loader, "forget")
-    first_keep = next(keep_batches)
-    keep_fields = getattr(keep_loader, "fields", first_keep)  # the whole keep data where known
+    # BatchSamplers on both sides: each step's rows are gathered at once (mixed_draws)
+    samplers = all(hasattr(loader, "draw_rows") for loader in (keep_loader, forget_loader))
+    if hasattr(keep_loader, "draw_rows"):
+        keep_fields, batch_size = keep_loader.fields, keep_loader.batch_size
+        all_keep: Iterator[Batch] = draw_batches(keep_loader, steps, "keep")
+    else:
+        keep_batches = draw_batches(keep_loader, steps, "keep")
+        first_keep = next(keep_batches)
+        keep_fields = getattr(keep_loader, "fields", first_keep)  # the whole keep data where known
+        batch_size = first_keep[0].shape[0]
+        all_keep = itertools.chain([first_keep], keep_batches)
     reward, cost = labels(config, keep_fields[REWARD], keep_fields[COST],
                           training_scales(agent)[1], agent.cost_limit)  # fmt: skip
-    batch_size = first_keep[0].shape[0]
     rows = forget_rows(config, batch_size, keep_loader, forget_loader)
     if config.imitate_steps and not hasattr(keep_loader, "fields"):
         raise UnlearningError(
@@ -344,10 +371,18 @@ def relabel_repair(
         step_maker = functools.partial(GatedStep, agent, config, batch_size - rows)
     if config.cost_to_go or "keep" in (config.behaviour_rows, config.constraint_rows):
         step_maker = functools.partial(RelabelStep, agent, config, batch_size - rows)
-    all_keep = itertools.chain([first_keep], keep_batches)
     check = None
-    if config.cost_to_go:  # each batch carries its rows' floors (keep rows: none)
-        floors = forget_floors(forget_loader, cost, agent.gamma)
+    floors = forget_floors(forget_loader, cost, agent.gamma) if config.cost_to_go else None
+    if floors is not None:  # each batch carries its rows' floors (keep rows: none)
+
+        def check(*batch: torch.Tensor) -> None:
+            agent._check_batch(batch[:-1], "keep", finite_checked)
+
+    if rows == 0 and floors is None:  # keep rows only (an ablation): no forget batch is drawn
+        batches: Iterator[Batch] = all_keep
+    elif samplers:
+        batches = mixed_draws(keep_loader, forget_loader, rows, reward, cost, steps, floors)
+    elif floors is not None:  # keep rows from another loader, forget rows from a BatchSampler
         no_floor = torch.full((batch_size - rows,), -torch.inf, device=floors.device)
 
         def floored_batches() -> Iterator[Batch]:
@@ -356,12 +391,7 @@ def relabel_repair(
                 floor = torch.cat([no_floor, floors[index[:rows]]])
                 yield (*mixed(keep, relabelled(forget, reward, cost), rows), floor)
 
-        def check(*batch: torch.Tensor) -> None:
-            agent._check_batch(batch[:-1], "keep", finite_checked)
-
         batches = floored_batches()
-    elif rows == 0:  # keep rows only (an ablation): no forget batch is drawn
-        batches = all_keep
     else:
         forget_batches = draw_batches(forget_loader, steps, "forget")
         batches = (

@@ -20,6 +20,7 @@ from osrl_unlearn.unlearn.relabel import (
     imitate_safe_episodes,
     labels,
     mixed,
+    mixed_draws,
     relabelled,
     reset_behaviour_model,
     reset_critic,
@@ -170,6 +171,50 @@ def test_the_default_relabels_through_the_agents_own_training_step(name, trained
     assert all(torch.all(rows[4][-forget_rows_:] == 10.0) for rows in seen)
     loss = "loss/nu_loss" if name == "coptidice" else "loss/cost_critic_loss"
     assert loss in history.last()
+
+
+@pytest.mark.parametrize("name", ["bcql", "coptidice"])
+@pytest.mark.parametrize("with_floors", [False, True])
+def test_mixed_draws_are_the_two_samplers_draws_mixed_and_relabelled(name, with_floors):
+    keep, forget = samplers(name, costed_split())
+    floors = torch.arange(len(forget), dtype=torch.float32) + 0.5 if with_floors else None
+    drawn = list(mixed_draws(keep, forget, 12, reward=-2.0, cost=7.0, count=4, floors=floors))
+    keep, forget = samplers(name, costed_split())  # the same seeds: the same draws again
+    assert len(drawn) == 4 and keep.batches_drawn == forget.batches_drawn == 0
+    for batch in drawn:
+        index, forget_batch = forget.sample_indexed()
+        expected = mixed(keep.sample(), relabelled(forget_batch, -2.0, 7.0), 12)
+        if with_floors:
+            expected += (torch.cat([torch.full((20,), -torch.inf), floors[index[:12]]]),)
+        assert len(batch) == len(expected)
+        assert all(torch.equal(a, b) for a, b in zip(batch, expected, strict=True))
+
+
+class NotASampler:
+    """A sampler's rows and draws behind the interface of any other loader (no ``draw_rows``)."""
+
+    def __init__(self, sampler):
+        self.sampler, self.fields = sampler, sampler.fields
+        self.sample_indexed = sampler.sample_indexed
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def batches(self, count):
+        return self.sampler.batches(count)
+
+
+@pytest.mark.parametrize("name,config", [("bcql", QUICK), ("coptidice", QUICK),
+                                         ("bcql", replace(QUICK, cost_to_go=True))])  # fmt: skip
+def test_samplers_gathered_at_once_repair_as_the_generic_loop_does(name, config):
+    repaired = []
+    for wrap in (lambda sampler: sampler, NotASampler):
+        keep, forget = samplers(name, costed_split())
+        agent = make_agent(name)
+        torch.manual_seed(3)
+        agent.unlearn(wrap(keep), wrap(forget), config=config, show_progress=False)
+        repaired.append(agent.state_dict())
+    assert all(torch.equal(repaired[0][k], repaired[1][k]) for k in repaired[0])
 
 
 @pytest.mark.parametrize("name", ["bcql", "coptidice"])
