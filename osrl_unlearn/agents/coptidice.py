@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from osrl_unlearn.fast.coptidice import COptiDICEStep, normal_log_prob
 from osrl_unlearn.fast.networks import squashed_gaussian
-from osrl_unlearn.fast.updates import Update, Updates
+from osrl_unlearn.fast.updates import Update, Updates, as_floats
 from osrl_unlearn.stack import import_osrl_algorithms
 from osrl_unlearn.unlearn.config import SafeRuleConfig
 from osrl_unlearn.unlearn.loop import Batch, UnlearningContext, UnlearningMixin
@@ -54,8 +54,7 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
         metrics = yield from self._fast.dual_update(obs, next_obs, rewards, costs, done, is_init)
         names = {"loss/nu_loss": "unlearn/nu_loss", "loss/chi_loss": "unlearn/chi_loss",
                  "loss/lmbda": "unlearn/lmbda"}  # fmt: skip
-        values = torch.stack([metrics[k].reshape(()) for k in names]).tolist()
-        return dict(zip(names.values(), values, strict=True))
+        return as_floats({name: metrics[key] for key, name in names.items()})
 
     def _actor_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
@@ -89,17 +88,9 @@ class COptiDICE(UnlearningMixin, _osrl.COptiDICE):
         forget_loss = (forget_weight * F.softplus(logp_forget - floor)).mean()
         loss = keep_loss if ctx.converging else keep_loss + ctx.beta * forget_loss
         yield Update(loss, (self._fast.actor_optim,))
-        values = torch.stack(
-            [
-                keep_loss.detach(),
-                forget_loss.detach(),
-                logp_forget.mean().detach(),
-                chi_forget.mean(),
-            ]
-        ).tolist()
-        keys = ("unlearn/actor_keep_loss", "unlearn/actor_forget_loss", "unlearn/forget_logp",
-                "unlearn/forget_qc")  # fmt: skip
-        return dict(zip(keys, values, strict=True)), chi_forget
+        metrics = {"unlearn/actor_keep_loss": keep_loss, "unlearn/actor_forget_loss": forget_loss,
+                   "unlearn/forget_logp": logp_forget.mean(), "unlearn/forget_qc": chi_forget.mean()}  # fmt: skip
+        return as_floats(metrics), chi_forget
 
     @staticmethod
     def _cost_side_weight(config: SafeRuleConfig) -> float:

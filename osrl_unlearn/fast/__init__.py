@@ -15,7 +15,7 @@ import torch
 
 from osrl_unlearn.agent_specs import SPECS
 from osrl_unlearn.fast.bcql import Metrics
-from osrl_unlearn.fast.updates import Updates, run_updates
+from osrl_unlearn.fast.updates import Updates, as_floats, run_updates
 
 TRAINERS = ("fast", "osrl")
 """Which training step trains an agent: ours (``fast``) or OSRL's own trainer (``osrl``)."""
@@ -57,11 +57,8 @@ class FastTrainer:
         if len(batch) == 1:
             batch = tuple(batch[0])
         metrics = yield from self._step.updates(*batch)
-        if self.logger is not None:  # one host transfer for all values
-            with torch.no_grad():  # (no detach or reshape per value: a stack is the only op)
-                values = torch.stack([v if v.dim() == 0 else v.reshape(())
-                                      for v in metrics.values()]).tolist()  # fmt: skip
-            self.logger.store(**dict(zip(metrics, values, strict=True)))
+        if self.logger is not None:
+            self.logger.store(**as_floats(metrics))
         return metrics
 
 

@@ -10,7 +10,7 @@ critics, actor). Nothing else in the package calls ``backward`` or an optimizer'
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,6 +39,14 @@ def apply_update(update: Update) -> None:
     update.loss.backward()
     for optimizer in update.optimizers:
         optimizer.step()
+
+
+def as_floats(metrics: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """A step's metrics (0-d or one-element tensors) as floats, with one host transfer for all
+    of them: stacked without autograd, so no detach or reshape per value."""
+    with torch.no_grad():
+        values = torch.stack([v if v.dim() == 0 else v.reshape(()) for v in metrics.values()])
+    return dict(zip(metrics, values.tolist(), strict=True))
 
 
 def run_updates(updates: Updates[T]) -> T:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from osrl_unlearn.fast.updates import Update, Updates
+from osrl_unlearn.fast.updates import Update, Updates, as_floats
 from osrl_unlearn.losses import (
     actor_forget_loss,
     actor_keep_loss,
@@ -121,7 +121,7 @@ class ActorCriticUnlearning(UnlearningMixin):
 
         loss = self._fast.critics.loss(torch.cat([obs, actions], 1), loss_of)
         yield Update(loss, (self._fast.critic_optim,))
-        return _floats(metrics)
+        return as_floats(metrics)
 
     def _actor_unlearning_step(
         self, keep: Batch, forget: Batch, ctx: UnlearningContext
@@ -151,7 +151,7 @@ class ActorCriticUnlearning(UnlearningMixin):
             loss = loss + ctx.beta * forget_loss
         yield Update(loss, (self._fast.actor_optim,))
         metrics = {
-            **_floats({"unlearn/actor_keep_loss": keep_loss, "unlearn/actor_forget_loss": forget_loss,
+            **as_floats({"unlearn/actor_keep_loss": keep_loss, "unlearn/actor_forget_loss": forget_loss,
                        "unlearn/forget_qc": qc[n:].mean(), "unlearn/keep_qc": qc[:n].mean(),
                        **reg_metrics}),
             "unlearn/multiplier": ctx.multiplier,
@@ -198,10 +198,4 @@ class ActorCriticUnlearning(UnlearningMixin):
         self._fast.sync_targets()
         metrics.update({"loss/actor_loss": gated, "relabel/keep_qc": qc[:keep_rows].mean(),
                         "relabel/forget_qc": qc[keep_rows:].mean(), **reg_metrics})  # fmt: skip
-        return _floats(metrics)
-
-
-def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
-    """The 0-d tensors of ``metrics`` as floats, with one host transfer for all of them."""
-    values = torch.stack([v.detach().reshape(()) for v in metrics.values()]).tolist()
-    return dict(zip(metrics, values, strict=True))
+        return as_floats(metrics)

@@ -6,7 +6,7 @@ from torch import nn
 
 from osrl_unlearn.fast import networks
 from osrl_unlearn.fast.networks import StackedMLP
-from osrl_unlearn.fast.updates import Update, run_updates
+from osrl_unlearn.fast.updates import Update, as_floats, run_updates
 
 
 def test_each_update_is_applied_before_the_step_computes_its_next_loss():
@@ -60,3 +60,15 @@ def test_the_heads_backward_by_hand_equals_autograd(head_by_head, monkeypatch):
         expected_b = torch.stack([net[2 * layer].bias.grad for net in reference]).unsqueeze(1)
         assert torch.allclose(stacked.weights[layer].grad, expected_w, atol=1e-5)
         assert torch.allclose(stacked.biases[layer].grad, expected_b, atol=1e-5)
+
+
+def test_as_floats_gives_every_metric_as_a_float_in_order_without_touching_the_graph():
+    weight = torch.tensor([2.0], requires_grad=True)
+    loss = (weight * 3.0).sum()  # 0-d, in the graph
+    metrics = {"loss": loss, "one_element": weight * 0.5, "plain": torch.tensor(-1.25)}
+    floats = as_floats(metrics)
+    assert list(floats) == ["loss", "one_element", "plain"]
+    assert floats == {"loss": 6.0, "one_element": 1.0, "plain": -1.25}
+    assert all(type(value) is float for value in floats.values())
+    loss.backward()  # the graph is still whole after the conversion
+    assert weight.grad.tolist() == [3.0]
