@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from osrl_unlearn.agents.checkpoint import build_agent
 from osrl_unlearn.cli import run_script
@@ -55,6 +56,8 @@ class TrainSpeedConfig:
     """Steps per round at larger profiles."""
     seed: int = 0
     """Seed of data and networks."""
+    count_operations: bool = True
+    """Also count the ATen operations of each step (a second table: the same on any machine)."""
 
 
 def synthetic_data(seed: int, n: int = 20_000) -> OfflineDataset:
@@ -137,6 +140,56 @@ def measure(name: str, profile_name: str, cfg: TrainSpeedConfig, data: OfflineDa
     return result
 
 
+class OperationCounter(TorchDispatchMode):
+    """Counts the ATen operations dispatched while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def counted(run) -> int:
+    """ATen operations ``run()`` dispatches."""
+    with OperationCounter() as counter:
+        run()
+    return counter.count
+
+
+def operations(name: str, profile_name: str, cfg: TrainSpeedConfig, data: OfflineDataset,
+               steps: int = 4) -> dict:  # fmt: skip
+    """ATen operations per step of OSRL's step, ours (without and with its batch draw), a
+    ``relabel`` repair and Safe-RULE (a repair's step: ``2 * steps`` of it beyond ``steps``)."""
+    batch_size = PROFILES[profile_name]["batch_size"]
+    sampler = BatchSampler(data, batch_size, layout=layout_for(name), seed=cfg.seed)
+    batch = sampler.sample()
+    base = build(name, profile_name, data, cfg.seed)
+    trainers = {kind: make_trainer(kind, name, copy.deepcopy(base)) for kind in ("osrl", "fast")}
+    keep, forget = unlearning_samplers(data, base, batch_size, cfg.seed)
+
+    def train(kind, draw):
+        for _ in range(steps):
+            trainers[kind].train_one_step(*(sampler.sample() if draw else batch))
+
+    def repair(config, count):
+        agent = copy.deepcopy(base)
+        return lambda: agent.unlearn(keep, forget, config=config(steps=count), show_progress=False)
+
+    runs = {"osrl": lambda: train("osrl", False), "fast": lambda: train("fast", False),
+            "train": lambda: train("fast", True)}  # fmt: skip
+    for run in runs.values():  # warm-up: first calls set things up once
+        run()
+    result = {key: counted(run) / steps for key, run in runs.items()}
+    for key, config in (("relabel", RelabelConfig), ("unlearn", SafeRuleConfig)):
+        repair(config, steps)()
+        twice, once = counted(repair(config, 2 * steps)), counted(repair(config, steps))
+        result[key] = (twice - once) / steps
+    return result
+
+
 def main(cfg: TrainSpeedConfig) -> None:
     data = synthetic_data(cfg.seed)
     print(
@@ -160,6 +213,19 @@ def main(cfg: TrainSpeedConfig) -> None:
                       f"{t['unlearn'] / t['fast']:.2f} | {t['unlearn_setup']:.0f} | "
                       f"{t['relabel']:.2f} | {t['relabel'] / t['fast']:.2f} | "
                       f"{t['relabel'] / (t['fast'] + t['sample']):.2f} | {t['relabel_setup']:.0f} | {t['sample']:.3f} |", flush=True)  # fmt: skip
+    if not cfg.count_operations:
+        return
+    print("\nATen operations per step (counted: the same on any machine); train = ours + its draw")
+    print(
+        "| profile | agent | OSRL | ours | train | relabel | relabel/train | Safe-RULE | Safe-RULE/train |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for profile_name in cfg.profiles:
+        for name in cfg.agents:
+            n = operations(name, profile_name, cfg, data)
+            print(f"| {profile_name} | {name} | {n['osrl']:.0f} | {n['fast']:.0f} | {n['train']:.0f} | "
+                  f"{n['relabel']:.0f} | {n['relabel'] / n['train']:.2f} | {n['unlearn']:.0f} | "
+                  f"{n['unlearn'] / n['train']:.2f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
