@@ -152,8 +152,8 @@ class ActorCriticUnlearning(UnlearningMixin):
         yield Update(loss, (self._fast.actor_optim,))
         metrics = {
             **as_floats({"unlearn/actor_keep_loss": keep_loss, "unlearn/actor_forget_loss": forget_loss,
-                       "unlearn/forget_qc": qc[n:].mean(), "unlearn/keep_qc": qc[:n].mean(),
-                       **reg_metrics}),
+                          "unlearn/forget_qc": qc[n:].mean(), "unlearn/keep_qc": qc[:n].mean(),
+                          **reg_metrics}),
             "unlearn/multiplier": ctx.multiplier,
             **behaviour,
         }  # fmt: skip
