@@ -33,6 +33,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "largest-step": {"forget_cost": "largest-step"},
     "behaviour-keep": {"behaviour_rows": "keep"},
     "constraint-keep": {"constraint_rows": "keep"},
+    "actor-keep-rows": {"actor_rows": "keep"},
     "forget-half": {"forget_share": 0.5},
     "cost-to-go": {"cost_to_go": True},
     "cost-to-go+actor-keep": {"cost_to_go": True, "actor": "keep"},
@@ -79,6 +80,9 @@ class VariantsConfig:
     continuations, the grid's budgets)."""
     results_dir: Optional[str] = None
     """Default benchmarks/results/<profile>-relabel-variants."""
+    grid_results_dir: Optional[str] = None
+    """The grid run whose `relabel` and `retrain` results the table compares with (default
+    benchmarks/results/<profile>)."""
 
 
 @dataclass
@@ -171,7 +175,7 @@ def main(cfg: VariantsConfig) -> None:
 
     grid = GridConfig(profile=cfg.profile, tasks=cfg.tasks, agents=cfg.agents,
                       attacks=cfg.attacks, ratios=cfg.ratios, seeds=cfg.seeds,
-                      show_progress=False)  # fmt: skip
+                      results_dir=cfg.grid_results_dir, show_progress=False)  # fmt: skip
     jobs = [j for j in plan(grid) if j.attack is not None]
     out = cfg.results_dir or f"benchmarks/results/{cfg.profile}-relabel-variants"
     work = [VariantJob(j, v, out, cfg.removal, cfg.steps) for v in cfg.variants for j in jobs]

@@ -48,12 +48,14 @@ class TrajectoryConfig:
     variant: str = "default"
     """The `relabel` settings (a key of relabel_variants.VARIANTS; mode relabel only)."""
     states: int = 4096
+    """Keep and forget states the data-only signals are averaged over."""
     target_actor: bool = True
     """Also evaluate the target (Polyak-averaged) actor at every measured step."""
-    """Keep and forget states the data-only signals are averaged over."""
     workers: int = 1
     results_dir: Optional[str] = None
     """Default benchmarks/results/<profile>-repair-trajectory."""
+    grid_results_dir: Optional[str] = None
+    """The grid run whose cells are measured (default benchmarks/results/<profile>)."""
 
 
 @dataclass
@@ -199,7 +201,8 @@ def main(cfg: TrajectoryConfig) -> None:
     if cfg.variant not in VARIANTS:
         raise SystemExit(f"--variant must be one of {', '.join(VARIANTS)}, got {cfg.variant!r}")
     grid = GridConfig(profile=cfg.profile, tasks=cfg.tasks, agents=cfg.agents, attacks=cfg.attacks,
-                      ratios=cfg.ratios, seeds=cfg.seeds, show_progress=False)  # fmt: skip
+                      ratios=cfg.ratios, seeds=cfg.seeds, results_dir=cfg.grid_results_dir,
+                      show_progress=False)  # fmt: skip
     jobs = [j for j in plan(grid) if j.attack is not None]
     out = cfg.results_dir or f"benchmarks/results/{cfg.profile}-repair-trajectory"
     work = [

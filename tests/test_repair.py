@@ -134,7 +134,7 @@ def test_report_compares_runs_with_plots(trained_run, poisoned_file, tmp_path, c
 CHOICES = {"actor": "keep", "actor_objective": "gated", "trainer": "osrl",
            "keep_objective": "lagrangian", "actor_forget_variant": "safe",
            "forget_cost": "largest-step", "behaviour_rows": "keep", "constraint_rows": "keep",
-           "start": "fresh", "cost_critic": "reset", "reward_critic": "reset",
+           "actor_rows": "keep", "start": "fresh", "cost_critic": "reset", "reward_critic": "reset",
            "behaviour_model": "reset"}  # fmt: skip
 """Another valid value for each closed-choice setting."""
 

@@ -50,6 +50,8 @@ class TwinCriticStep(ActorCriticStep):
         self.split = [model.num_q, model.num_q, model.num_qc, model.num_qc]
         self.constraint_rows: int | None = None
         """How many leading rows of each batch the PID controller sees (None: all, as OSRL)."""
+        self.actor_rows: int | None = None
+        """How many leading rows of each batch the actor learns on (None: all, as OSRL)."""
 
     def target_noise(self, rows: int, draws: int) -> torch.Tensor:
         """OSRL's random draws for the target actions of ``draws`` blocks of ``rows`` states,
@@ -122,7 +124,7 @@ class TwinCriticStep(ActorCriticStep):
         backups = self.bellman_backups(next_obs, rewards, costs, done)
         reward_loss, cost_loss = yield from self.fit_critics(obs, actions, backups)
         metrics.update({"loss/critic_loss": reward_loss, "loss/cost_critic_loss": cost_loss})
-        metrics.update((yield from self.actor_update(obs)))
+        metrics.update((yield from self.actor_update(obs[: self.actor_rows])))
         self.sync_targets()
         return metrics
 

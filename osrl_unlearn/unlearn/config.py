@@ -189,6 +189,11 @@ class RelabelConfig:
     """Rows whose mean Q_c the PID-Lagrangian controller of BCQ-Lag and BEAR-Lag compares with
     kappa: 'all' (the agent's own step) or 'keep' (the task's states set the multiplier; the
     relabelled forget rows still weigh in the actor's penalty)."""
+    actor_rows: str = "all"
+    """Rows the actor of BCQ-Lag and BEAR-Lag learns on: 'all' (the agent's own step: keep and
+    relabelled forget rows) or 'keep' (the relabelled rows teach the critics only; the actor's
+    objective, PID multiplier included, is taken over the keep states, so the forget states'
+    large Q_c neither winds the multiplier up nor dominates the actor's gradient)."""
     actor_objective: str = "agent"
     """'agent': the agent's own training step (OSRL's losses); 'gated': critics by Bellman
     regression, the actor by the per-state gated loss -E[1[Q_c <= kappa] Q_r] +
@@ -232,7 +237,8 @@ class RelabelConfig:
                               ("reward_critic", ("keep", "reset")),
                               ("behaviour_model", ("auto", "keep", "reset")),
                               ("behaviour_rows", ("auto", "all", "keep")),
-                              ("constraint_rows", ("all", "keep"))):  # fmt: skip
+                              ("constraint_rows", ("all", "keep")),
+                              ("actor_rows", ("all", "keep"))):  # fmt: skip
             if getattr(self, name) not in allowed:
                 *first, last = (repr(value) for value in allowed)
                 raise ConfigError(
@@ -250,7 +256,8 @@ class RelabelConfig:
             )
         changed = [name for name, on in (("cost_to_go", self.cost_to_go),
                                          ("behaviour_rows='keep'", self.behaviour_rows == "keep"),
-                                         ("constraint_rows='keep'", self.constraint_rows == "keep"))
+                                         ("constraint_rows='keep'", self.constraint_rows == "keep"),
+                                         ("actor_rows='keep'", self.actor_rows == "keep"))
                    if on]  # fmt: skip
         if changed and self.trainer == "osrl":
             raise ConfigError(

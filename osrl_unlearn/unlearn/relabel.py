@@ -161,7 +161,8 @@ class RelabelStep:
     Bellman targets floored row by row at a value given with each batch (``cost_to_go``:
     ``updates(*batch, floor)``, ``-inf`` for no floor), the behaviour model trained on
     the batch's keep rows only (``behaviour_rows='keep'``), the PID multiplier set by the keep
-    rows' Q_c (``constraint_rows='keep'``). An agent without the piece an option changes
+    rows' Q_c (``constraint_rows='keep'``), the actor learning on the keep rows only
+    (``actor_rows='keep'``). An agent without the piece an option changes
     (COptiDICE has no Q critics or VAE; only BCQ-Lag and BEAR-Lag have the PID controller)
     trains unchanged by it, with a warning."""
 
@@ -176,7 +177,8 @@ class RelabelStep:
         has_controller = hasattr(step, "constraint_rows")
         wanted = {"cost_to_go": (config.cost_to_go, self.own_backups),
                   "behaviour_rows='keep'": (config.behaviour_rows == "keep", self.own_vae_update),
-                  "constraint_rows='keep'": (config.constraint_rows == "keep", has_controller or None)}  # fmt: skip
+                  "constraint_rows='keep'": (config.constraint_rows == "keep", has_controller or None),
+                  "actor_rows='keep'": (config.actor_rows == "keep", has_controller or None)}  # fmt: skip
         for option, (asked, found) in wanted.items():
             if asked and found is None:
                 warnings.warn(f"relabel's {option} has no effect on {agent.osrl_key}: it has no "
@@ -184,6 +186,8 @@ class RelabelStep:
                               stacklevel=2)  # fmt: skip
         if config.constraint_rows == "keep" and has_controller:
             step.constraint_rows = keep_rows
+        if config.actor_rows == "keep" and has_controller:
+            step.actor_rows = keep_rows
         # the step looks these up on itself
         if config.cost_to_go and self.own_backups is not None:
             step.bellman_backups = self.floored
@@ -369,7 +373,8 @@ def relabel_repair(
     step_maker = None  # the agent's own training step (COptiDICE, which has no Q critics)
     if config.actor_objective == "gated" and hasattr(agent, "_gated_training_step"):
         step_maker = functools.partial(GatedStep, agent, config, batch_size - rows)
-    if config.cost_to_go or "keep" in (config.behaviour_rows, config.constraint_rows):
+    rows_options = (config.behaviour_rows, config.constraint_rows, config.actor_rows)
+    if config.cost_to_go or "keep" in rows_options:
         step_maker = functools.partial(RelabelStep, agent, config, batch_size - rows)
     check = None
     floors = forget_floors(forget_loader, cost, agent.gamma) if config.cost_to_go else None

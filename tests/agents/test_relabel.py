@@ -113,6 +113,7 @@ def test_shrink_perturb_mixes_the_old_weights_with_fresh_ones():
                                  {"forget_cost": "max"}, {"cost_to_go": True, "trainer": "osrl"},
                                  {"behaviour_rows": "forget"}, {"constraint_rows": "forget"},
                                  {"constraint_rows": "keep", "trainer": "osrl"},
+                                 {"actor_rows": "forget"}, {"actor_rows": "keep", "trainer": "osrl"},
                                  {"behaviour_rows": "keep", "trainer": "osrl"},
                                  {"behaviour_rows": "keep", "actor_objective": "gated"}])  # fmt: skip
 def test_bad_relabel_settings_are_refused(bad):
@@ -311,8 +312,10 @@ def test_cost_to_go_floors_the_cost_targets_of_forget_rows_only(name, monkeypatc
 
 
 @pytest.mark.parametrize(
-    "option", [{"cost_to_go": True}, {"behaviour_rows": "keep"}, {"constraint_rows": "keep"}]
-)
+    "option",
+    [{"cost_to_go": True}, {"behaviour_rows": "keep"}, {"constraint_rows": "keep"},
+     {"actor_rows": "keep"}],
+)  # fmt: skip
 def test_relabel_options_warn_that_coptidice_has_nothing_to_apply_them_to(option):
     keep, forget = samplers("coptidice", costed_split())
     with pytest.warns(UserWarning, match="no effect on coptidice"):
@@ -400,6 +403,32 @@ def test_constraint_rows_keep_sets_the_multiplier_from_the_keep_rows(name, rows_
                   config=RelabelConfig(steps=3, constraint_rows=rows_seen))  # fmt: skip
     rows = round(32 * len(forget) / (len(keep) + len(forget)))
     assert seen == [32 - rows if rows_seen == "keep" else 32] * 3
+
+
+@pytest.mark.parametrize("name", ["bcql", "bearl"])
+@pytest.mark.parametrize("rows_seen", ["all", "keep"])
+def test_actor_rows_keep_trains_the_actor_and_its_multiplier_on_the_keep_rows(
+    name, rows_seen, monkeypatch
+):
+    import osrl_unlearn.fast.bcql as steps
+
+    keep, forget = samplers(name, costed_split())
+    agent = make_agent(name)
+    step_class = {"bcql": steps.BCQLStep, "bearl": steps.BEARLStep}[name]
+    own, control = step_class.actor_update, type(agent.controller).control
+    seen, controlled = [], []
+
+    def spy(self, obs):
+        seen.append(len(obs))
+        return (yield from own(self, obs))
+
+    monkeypatch.setattr(step_class, "actor_update", spy)
+    monkeypatch.setattr(type(agent.controller), "control",
+                        lambda self, qc: controlled.append(len(qc)) or control(self, qc))  # fmt: skip
+    agent.unlearn(keep, forget, show_progress=False,
+                  config=RelabelConfig(steps=3, actor_rows=rows_seen))  # fmt: skip
+    rows = round(32 * len(forget) / (len(keep) + len(forget)))
+    assert seen == controlled == [32 - rows if rows_seen == "keep" else 32] * 3
 
 
 def test_episode_costs_sum_each_rows_whole_episode():
