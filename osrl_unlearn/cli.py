@@ -205,7 +205,7 @@ class UnlearnConfig:
     """relabel (the default), safe-rule, reward-only, trajdeleter, trajdeleter-cost,
     trajdeleter-adv, trajdeleter-adv-cost, finetune or retrain."""
     steps: Optional[int] = None
-    """Steps (default: the method's own: relabel 4000, safe-rule 5000)."""
+    """Steps (default: the method's own: relabel 3000, safe-rule 5000)."""
     batch_size: Optional[int] = None
     """Keep and forget batch size (default: the run's training batch size)."""
     out: Optional[str] = None

@@ -168,9 +168,26 @@ def repair_job(job: RepairJob, progress):
     return result.run_dir, result.history
 
 
-def run_demo(cfg: DemoConfig) -> int:
+@dataclass(frozen=True)
+class EvalJob:
+    run: str
+    task: str
+    episodes: int
+    seed: int
+
+
+def eval_job(job: EvalJob, progress):
+    """One policy's evaluation on the demo's seeded episodes (a worker process's job)."""
     from osrl_unlearn.agents.checkpoint import load_agent
     from osrl_unlearn.evaluation import evaluate
+
+    result = evaluate(load_agent(job.run), job.task, job.episodes, seed=job.seed,
+                      show_progress=False).summary()  # fmt: skip
+    progress(job.episodes)
+    return result
+
+
+def run_demo(cfg: DemoConfig) -> int:
     from osrl_unlearn.generate.make_dataset import format_summary, make_dataset
     from osrl_unlearn.parallel import run_jobs
     from osrl_unlearn.report import markdown_table, plot_policies, plot_unlearning
@@ -208,8 +225,8 @@ def run_demo(cfg: DemoConfig) -> int:
         made[label] = (training_seconds(run), settings.steps)
 
     print(f"[4/{steps_total}] repairing the poisoned agent: {', '.join(cfg.methods)}")
-    # each method runs its own budget, at most the profile's (relabel stops at 2,000: longer is
-    # not safer, docs/methods.md), as in the grid
+    # each method runs its own budget, at most the profile's (relabel stops at 3,000, before
+    # BCQ-Lag's multiplier winds up: docs/methods.md), as in the grid
     jobs = [RepairJob(str(runs["poisoned"]), str(poisoned_path), str(out / method), method,
                       repair_steps(method, method_config(method), profile["unlearn_steps"],
                                    settings.steps), cfg.seed)
@@ -225,13 +242,15 @@ def run_demo(cfg: DemoConfig) -> int:
         kappa = kappa or history.kappa or None
 
     print(f"[5/{steps_total}] evaluating every policy ({profile['eval_episodes']} episodes)")
+    # one policy per worker: the episodes of one policy run in lockstep on one core
+    evaluations = run_jobs(eval_job, [EvalJob(str(run), cfg.task, profile["eval_episodes"],
+                                              cfg.seed + 10_000) for run in runs.values()],
+                           workers=profile["workers"], total=len(runs) * profile["eval_episodes"],
+                           desc="evaluating", unit="episode", show_progress=cfg.show_progress)  # fmt: skip
     rows = []
-    for label, run in runs.items():
-        result = evaluate(load_agent(run), cfg.task, profile["eval_episodes"],
-                          seed=cfg.seed + 10_000, show_progress=cfg.show_progress)  # fmt: skip
+    for label, summary in zip(runs, evaluations, strict=True):
         seconds, steps = made[label]
-        rows.append({"policy": label, **result.summary(), "wall_seconds": seconds,
-                     "steps": steps})  # fmt: skip
+        rows.append({"policy": label, **summary, "wall_seconds": seconds, "steps": steps})
 
     table = markdown_table(rows)
     plot_policies(rows, out / "policies.png", f"{settings.agent} on {cfg.task}")

@@ -121,11 +121,12 @@ class SafeRuleConfig:
 class RelabelConfig:
     """Settings of the ``relabel`` repair (:mod:`osrl_unlearn.unlearn.relabel`)."""
 
-    steps: int = 4000
-    """Training steps on keep + relabelled forget batches (the repair's whole budget: a fifth of
-    the grid's 20,000 training steps). With BCQ-Lag's VAE relearnt (``behaviour_model``), 4,000
-    steps repaired every run of the competent agents' first cells, 2,000 not all (docs/methods.md);
-    without it, longer was not safer (benchmarks/repair_trajectory.py)."""
+    steps: int = 3000
+    """Training steps on keep + relabelled forget batches (the repair's whole budget: 0.15 of
+    the grid's 20,000 training steps). BCQ-Lag's PID multiplier winds up while the relabelled
+    rows are in every batch, and BCQ-Lag's repairs turned unsafe late (3,500-4,000 steps) on
+    another CPU's CarCircle data; 3,000 steps repaired every run measured there and on the
+    competent agents' five cells (docs/methods.md, "A repair that stops before the wind-up")."""
     reward_percentile: float = 5.0
     """Forget rewards become this percentile of the keep data's (scaled) rewards."""
     forget_cost: str = "budget"
